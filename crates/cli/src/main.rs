@@ -1,0 +1,253 @@
+//! The `gatehouse` binary: `serve`, `mock`, `check`.
+
+mod demo;
+mod output;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gatehouse_gateway::server::{self, Stopped};
+use gatehouse_gateway::{RawConfig, Snapshot};
+use gatehouse_mock::{Fault, Knobs, MockConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "An AI gateway: one OpenAI-compatible endpoint in front of every model provider"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The config file (see docs/configuration.md).
+        #[arg(long, short, env = "GATEHOUSE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Listen address of the gateway, overriding `server.listen`.
+        #[arg(long, env = "GATEHOUSE_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Run a demo with an in-process mock provider; needs no config and no credentials.
+        #[arg(long, conflicts_with = "config")]
+        demo: bool,
+        /// The client API key of the demo (default: a random one, printed at start).
+        #[arg(long, requires = "demo")]
+        demo_key: Option<String>,
+    },
+    /// Run the mock upstream (OpenAI, Anthropic and Gemini dialects) for tests and benchmarks.
+    Mock {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: SocketAddr,
+        /// Delay before each response, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Extra delay before the first streamed chunk, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        ttft_ms: u64,
+        /// Delay between streamed chunks, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        chunk_delay_ms: u64,
+        /// Output tokens per answer.
+        #[arg(long, default_value_t = 16)]
+        tokens: u32,
+        /// A fault for every request: an HTTP status (429, 500, 503…), `malformed` or `drop`.
+        #[arg(long)]
+        fault: Option<Fault>,
+        /// `retry-after` seconds sent with 429 and 503 faults.
+        #[arg(long, default_value_t = 1)]
+        retry_after: u32,
+        /// Require this API key in each dialect's auth header.
+        #[arg(long)]
+        expect_key: Option<String>,
+    },
+    /// Validate a config file and report every problem with its path.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Check { config } => {
+            let result = RawConfig::load(&config).and_then(RawConfig::validate);
+            match result {
+                Ok(cfg) => {
+                    output::line(&format!(
+                        "{}: ok ({} providers, {} models, {} keys)",
+                        config.display(),
+                        cfg.providers.len(),
+                        cfg.models.len(),
+                        cfg.keys.len()
+                    ));
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    for (path, message) in &e.problems {
+                        let at = if path.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{path}: ")
+                        };
+                        eprintln!("{}: {at}{message}", config.display());
+                    }
+                    eprintln!("{} problem(s) found", e.problems.len());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Mock {
+            listen,
+            latency_ms,
+            ttft_ms,
+            chunk_delay_ms,
+            tokens,
+            fault,
+            retry_after,
+            expect_key,
+        } => {
+            let config = MockConfig {
+                knobs: Knobs {
+                    latency: Duration::from_millis(latency_ms),
+                    ttft: Duration::from_millis(ttft_ms),
+                    chunk_delay: Duration::from_millis(chunk_delay_ms),
+                    tokens,
+                    fault,
+                    retry_after,
+                },
+                expect_key,
+            };
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "mock upstream listening");
+            gatehouse_mock::serve(listener, config, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve {
+            config,
+            listen,
+            demo,
+            demo_key,
+        } => {
+            let (raw, demo_key) = if demo {
+                let key = demo_key.unwrap_or_else(demo::generate_key);
+                let text = demo::start(&key).await?;
+                (RawConfig::parse(&text, &|_| None)?, Some(key))
+            } else {
+                let path = config.context(
+                    "no config: pass --config FILE (or --demo to try Gatehouse without one)",
+                )?;
+                (
+                    RawConfig::load(&path)
+                        .map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))?,
+                    None,
+                )
+            };
+            let mut cfg = raw.validate()?;
+            if let Some(addr) = listen {
+                cfg.server.listen = addr;
+            }
+            let drain = cfg.server.drain_timeout;
+            let addr = cfg.server.listen;
+            let snapshot = Arc::new(Snapshot::build(cfg)?);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            let local = listener.local_addr()?;
+            tracing::info!(addr = %local, providers = snapshot.providers.len(), models = snapshot.models.len(), "gateway listening");
+            if let Some(key) = demo_key {
+                print_demo_banner(local, &key);
+            }
+            match server::serve(listener, snapshot, drain, shutdown_signal()).await? {
+                Stopped::Drained => tracing::info!("stopped: all calls drained"),
+                Stopped::DrainTimedOut => tracing::warn!("stopped: drain timeout passed"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_demo_banner(addr: SocketAddr, key: &str) {
+    output::line(&format!(
+        r#"
+Gatehouse demo: http://{addr}/v1  (an in-process mock plays OpenAI, Anthropic and Gemini)
+  API key: {key}
+  models:  demo/gpt (OpenAI dialect), demo/claude (Anthropic), demo/gemini (Gemini),
+           demo/embedding, demo/gemini-embedding
+Try:
+  curl -s http://{addr}/v1/chat/completions \
+    -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \
+    -d '{{"model": "demo/claude", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+Stop with Ctrl-C.
+"#
+    ));
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

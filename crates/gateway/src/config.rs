@@ -1,0 +1,523 @@
+//! `gatehouse.yaml`: plain deserialisation (`RawConfig`), then validation into `Config`.
+//!
+//! Step one reads YAML, substitutes `${ENV}` / `${ENV:-default}` in every string and deserialises
+//! with unknown fields rejected; step two checks references, URLs, durations and sizes and reports
+//! every problem at once, each with its path in the file (`models[2].targets[0].provider: …`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gatehouse_llm::catalog::CatalogFile;
+use serde::{Deserialize, Serialize};
+use serde_norway::Value;
+
+use crate::error::ConfigError;
+
+/// The config file as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub keys: Vec<RawKey>,
+    #[serde(default)]
+    pub providers: Vec<RawProvider>,
+    #[serde(default)]
+    pub models: Vec<RawModel>,
+    /// Additions to and overrides of the built-in model catalog.
+    #[serde(default)]
+    pub catalog: Vec<CatalogFile>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    /// Largest request body, e.g. `32MiB`.
+    pub max_body: Option<String>,
+    /// How long in-flight requests may run after SIGTERM, e.g. `30s`.
+    pub drain_timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    pub name: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    /// `max_tokens` sent to providers that require one when the client set none.
+    pub default_max_tokens: Option<u32>,
+    /// Upstream models to list in `GET /v1/models` (else the catalog's models of this kind).
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub connect: Option<String>,
+    pub first_byte: Option<String>,
+    pub idle: Option<String>,
+    pub total: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub name: String,
+    pub targets: Vec<RawTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub provider: String,
+    pub model: String,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// The upstream API families Gatehouse can call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    Openai,
+    OpenaiCompatible,
+    Anthropic,
+    Gemini,
+}
+
+impl ProviderKind {
+    pub fn dialect(self) -> gatehouse_llm::Dialect {
+        match self {
+            Self::Openai | Self::OpenaiCompatible => gatehouse_llm::Dialect::OpenAiChat,
+            Self::Anthropic => gatehouse_llm::Dialect::AnthropicMessages,
+            Self::Gemini => gatehouse_llm::Dialect::Gemini,
+        }
+    }
+
+    /// The catalog family whose prices and limits apply.
+    pub fn catalog_family(self) -> &'static str {
+        match self {
+            Self::Openai | Self::OpenaiCompatible => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+        }
+    }
+
+    fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            Self::Openai => Some("https://api.openai.com/v1"),
+            Self::Anthropic => Some("https://api.anthropic.com/v1"),
+            Self::Gemini => Some("https://generativelanguage.googleapis.com/v1beta"),
+            Self::OpenaiCompatible => None,
+        }
+    }
+}
+
+/// The validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: Server,
+    pub keys: Vec<RawKey>,
+    pub providers: Vec<Provider>,
+    pub models: Vec<RawModel>,
+    pub catalog: Vec<CatalogFile>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub max_body: usize,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub api_keys: Vec<String>,
+    pub headers: BTreeMap<String, String>,
+    pub timeouts: Timeouts,
+    pub default_max_tokens: u32,
+    pub models: Vec<String>,
+}
+
+/// Upstream timeouts; see the configuration reference for what each one bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(120),
+            idle: Duration::from_secs(60),
+            total: Duration::from_secs(600),
+        }
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
+
+impl RawConfig {
+    /// Parses YAML text, substituting `${ENV}` from `env`.
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut value: Value =
+            serde_norway::from_str(text).map_err(|e| ConfigError::one("", e.to_string()))?;
+        if value.is_null() {
+            value = Value::Mapping(Default::default());
+        }
+        let mut errors = Vec::new();
+        interpolate(&mut value, &mut String::new(), env, &mut errors);
+        if !errors.is_empty() {
+            return Err(ConfigError { problems: errors });
+        }
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            ConfigError::one(&path, e.into_inner().to_string())
+        })
+    }
+
+    /// Reads and parses a file with the process environment.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::one("", format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text, &|k| std::env::var(k).ok())
+    }
+
+    /// Validates everything and reports every problem found.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let mut p = Problems::default();
+        let listen = self.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen
+            .parse::<SocketAddr>()
+            .map_err(|e| {
+                p.add(
+                    "server.listen",
+                    format!("{listen:?} is not an address like 127.0.0.1:8080: {e}"),
+                )
+            })
+            .unwrap_or_else(|()| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let max_body = match &self.server.max_body {
+            None => DEFAULT_MAX_BODY,
+            Some(s) => parse_size(s).unwrap_or_else(|e| {
+                p.add("server.max_body", e);
+                DEFAULT_MAX_BODY
+            }),
+        };
+        let drain_timeout = p.duration(
+            "server.drain_timeout",
+            self.server.drain_timeout.as_deref(),
+            Duration::from_secs(30),
+        );
+
+        if self.keys.is_empty() {
+            p.add(
+                "keys",
+                "at least one client key is required (keys: [{name, key}])".into(),
+            );
+        }
+        let mut seen = HashSet::new();
+        for (i, k) in self.keys.iter().enumerate() {
+            if k.key.len() < 16 {
+                p.add(
+                    &format!("keys[{i}].key"),
+                    "a client key must be at least 16 characters".into(),
+                );
+            }
+            if !seen.insert(&k.key) {
+                p.add(
+                    &format!("keys[{i}].key"),
+                    format!(
+                        "the same key is given twice (also for another entry than {:?})",
+                        k.name
+                    ),
+                );
+            }
+        }
+
+        let mut providers = Vec::new();
+        let mut names = HashSet::new();
+        for (i, raw) in self.providers.into_iter().enumerate() {
+            let at = format!("providers[{i}]");
+            if !names.insert(raw.name.clone()) {
+                p.add(
+                    &format!("{at}.name"),
+                    format!("provider {:?} is defined twice", raw.name),
+                );
+            }
+            if raw.name.is_empty() || raw.name.contains('/') {
+                p.add(
+                    &format!("{at}.name"),
+                    "a provider name must be non-empty and contain no '/'".into(),
+                );
+            }
+            let base_url = match raw
+                .base_url
+                .or_else(|| raw.kind.default_base_url().map(str::to_owned))
+            {
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                    u.trim_end_matches('/').to_owned()
+                }
+                Some(u) => {
+                    p.add(
+                        &format!("{at}.base_url"),
+                        format!("{u:?} is not an http(s) URL"),
+                    );
+                    String::new()
+                }
+                None => {
+                    p.add(
+                        &format!("{at}.base_url"),
+                        "required for kind openai_compatible".into(),
+                    );
+                    String::new()
+                }
+            };
+            let mut api_keys = raw.api_keys;
+            api_keys.extend(raw.api_key);
+            api_keys.retain(|k| !k.is_empty());
+            if api_keys.is_empty() && raw.kind != ProviderKind::OpenaiCompatible {
+                p.add(
+                    &format!("{at}.api_keys"),
+                    "at least one API key is required for this kind".into(),
+                );
+            }
+            let d = Timeouts::default();
+            let t = &raw.timeouts;
+            let timeouts = Timeouts {
+                connect: p.duration(
+                    &format!("{at}.timeouts.connect"),
+                    t.connect.as_deref(),
+                    d.connect,
+                ),
+                first_byte: p.duration(
+                    &format!("{at}.timeouts.first_byte"),
+                    t.first_byte.as_deref(),
+                    d.first_byte,
+                ),
+                idle: p.duration(&format!("{at}.timeouts.idle"), t.idle.as_deref(), d.idle),
+                total: p.duration(&format!("{at}.timeouts.total"), t.total.as_deref(), d.total),
+            };
+            for name in raw.headers.keys() {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    p.add(
+                        &format!("{at}.headers"),
+                        format!("{name:?} is not a valid header name"),
+                    );
+                }
+            }
+            providers.push(Provider {
+                name: raw.name,
+                kind: raw.kind,
+                base_url,
+                api_keys,
+                headers: raw.headers,
+                timeouts,
+                default_max_tokens: raw.default_max_tokens.unwrap_or(4096),
+                models: raw.models,
+            });
+        }
+
+        let mut model_names = HashSet::new();
+        for (i, m) in self.models.iter().enumerate() {
+            if !model_names.insert(&m.name) {
+                p.add(
+                    &format!("models[{i}].name"),
+                    format!("model {:?} is defined twice", m.name),
+                );
+            }
+            if m.targets.is_empty() {
+                p.add(
+                    &format!("models[{i}].targets"),
+                    "a model needs at least one target".into(),
+                );
+            }
+            if !m.targets.is_empty() && m.targets.iter().all(|t| t.weight == 0) {
+                p.add(
+                    &format!("models[{i}].targets"),
+                    "at least one target needs a weight above 0".into(),
+                );
+            }
+            for (j, t) in m.targets.iter().enumerate() {
+                if !names.contains(&t.provider) {
+                    p.add(
+                        &format!("models[{i}].targets[{j}].provider"),
+                        format!("no provider named {:?}", t.provider),
+                    );
+                }
+            }
+        }
+        p.finish()?;
+        Ok(Config {
+            server: Server {
+                listen,
+                max_body,
+                drain_timeout,
+            },
+            keys: self.keys,
+            providers,
+            models: self.models,
+            catalog: self.catalog,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    fn add(&mut self, path: &str, message: String) {
+        self.0.push((path.to_owned(), message));
+    }
+
+    fn duration(&mut self, path: &str, value: Option<&str>, default: Duration) -> Duration {
+        match value {
+            None => default,
+            Some(v) => parse_duration(v).unwrap_or_else(|e| {
+                self.add(path, e);
+                default
+            }),
+        }
+    }
+
+    fn finish(self) -> Result<(), ConfigError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems: self.0 })
+        }
+    }
+}
+
+/// Replaces `${NAME}` and `${NAME:-default}` in every string, recording unset variables.
+fn interpolate(
+    v: &mut Value,
+    path: &mut String,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<(String, String)>,
+) {
+    match v {
+        Value::String(s) if s.contains("${") => match substitute(s, env) {
+            Ok(out) => *s = out,
+            Err(e) => errors.push((path.clone(), e)),
+        },
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                interpolate(item, path, env, errors);
+                path.truncate(len);
+            }
+        }
+        Value::Mapping(map) => {
+            for (k, item) in map.iter_mut() {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k.as_str().unwrap_or("?"));
+                interpolate(item, path, env, errors);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn substitute(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed ${{ in {s:?}"))?;
+        let expr = &after[..end];
+        let (name, default) = match expr.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (expr, None),
+        };
+        match (env(name), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => return Err(format!("environment variable {name} is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 500ms, 30s, 5m or 1h"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{s:?} is not a duration like 500ms, 30s, 5m or 1h")),
+    }
+}
+
+/// Parses `1024`, `64KiB`, `32MiB`, `1GiB` (also KB/MB/GB as powers of 1000).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 32MiB"))?;
+    let mult: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err(format!("{s:?} is not a size like 32MiB")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests;

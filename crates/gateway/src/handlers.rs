@@ -1,0 +1,87 @@
+//! HTTP handlers: extract, run the pipeline, respond. Nothing else happens here.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+
+use crate::call::{Call, RequestId, Surface};
+use crate::error::GatewayError;
+use crate::snapshot::Snapshot;
+use crate::{models, pipeline};
+
+type Snap = State<Arc<Snapshot>>;
+
+async fn proxy(
+    snap: &Snapshot,
+    id: RequestId,
+    surface: Surface,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let call = match Call::read(id, surface, headers, body, snap.max_body).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    pipeline::run(snap, call).await.into_response()
+}
+
+pub(crate) async fn chat(
+    State(snap): Snap,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    proxy(&snap, id, Surface::Chat, headers, body).await
+}
+
+pub(crate) async fn completions(
+    State(snap): Snap,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    proxy(&snap, id, Surface::Completions, headers, body).await
+}
+
+pub(crate) async fn embeddings(
+    State(snap): Snap,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    proxy(&snap, id, Surface::Embeddings, headers, body).await
+}
+
+pub(crate) async fn list_models(
+    State(snap): Snap,
+    headers: HeaderMap,
+) -> Result<Response, GatewayError> {
+    pipeline::authenticate(&snap, &headers)?;
+    Ok(Json(models::list(&snap)).into_response())
+}
+
+pub(crate) async fn get_model(
+    State(snap): Snap,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, GatewayError> {
+    pipeline::authenticate(&snap, &headers)?;
+    let model = models::get(&snap, &id)
+        .ok_or_else(|| GatewayError::ModelNotFound(format!("the model `{id}` does not exist")))?;
+    Ok(Json(model).into_response())
+}
+
+pub(crate) async fn health() -> &'static str {
+    "ok"
+}
+
+pub(crate) async fn not_found(method: Method, uri: Uri) -> GatewayError {
+    GatewayError::RouteNotFound {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}

@@ -1,0 +1,23 @@
+//! Gatehouse data plane: the gateway listener and the request pipeline.
+//!
+//! A call comes in on `routes`, is read by `call`, and runs through `pipeline` (authenticate,
+//! route, translate, dispatch, respond) against an immutable `snapshot` of the configuration.
+//! `providers` knows each upstream's URLs and auth, `upstream` owns the HTTP clients and timeouts,
+//! `stream` drives server-sent events, and `error` is the one place errors become responses.
+
+pub mod call;
+pub mod config;
+pub mod error;
+mod handlers;
+pub mod models;
+pub mod pipeline;
+pub mod providers;
+pub mod routes;
+pub mod server;
+pub mod snapshot;
+pub mod stream;
+pub mod upstream;
+
+pub use config::{Config, RawConfig};
+pub use error::{ConfigError, GatewayError};
+pub use snapshot::Snapshot;

@@ -1,0 +1,73 @@
+//! What `GET /v1/models` shows: logical models, then each provider's models as `provider/model`.
+
+use gatehouse_llm::catalog::Mode;
+use serde::Serialize;
+
+use crate::snapshot::Snapshot;
+
+/// One entry of the OpenAI model list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelEntry {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub owned_by: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModelList {
+    pub object: &'static str,
+    pub data: Vec<ModelEntry>,
+}
+
+fn entry(id: String, owned_by: &str) -> ModelEntry {
+    ModelEntry {
+        id,
+        object: "model",
+        created: 0,
+        owned_by: owned_by.to_owned(),
+    }
+}
+
+/// Every model name the caller can send: logical names first, sorted, then per provider (sorted)
+/// the models its config lists, or else the catalog's chat and embedding models of its kind.
+pub fn list(snap: &Snapshot) -> ModelList {
+    let mut logical: Vec<&String> = snap.models.keys().collect();
+    logical.sort();
+    let mut data: Vec<ModelEntry> = logical
+        .into_iter()
+        .map(|m| entry(m.clone(), "gatehouse"))
+        .collect();
+    let mut providers: Vec<_> = snap.providers.values().collect();
+    providers.sort_by(|a, b| a.cfg.name.cmp(&b.cfg.name));
+    for p in providers {
+        let names: Vec<String> = if p.cfg.models.is_empty() {
+            snap.catalog
+                .models_of(p.cfg.kind.catalog_family())
+                .into_iter()
+                .filter(|m| matches!(m.mode, Mode::Chat | Mode::Embedding))
+                .map(|m| m.name.clone())
+                .collect()
+        } else {
+            p.cfg.models.clone()
+        };
+        data.extend(
+            names
+                .into_iter()
+                .map(|m| entry(format!("{}/{m}", p.cfg.name), &p.cfg.name)),
+        );
+    }
+    ModelList {
+        object: "list",
+        data,
+    }
+}
+
+/// One model by the name a client would send, if it resolves.
+pub fn get(snap: &Snapshot, id: &str) -> Option<ModelEntry> {
+    if snap.models.contains_key(id) {
+        return Some(entry(id.to_owned(), "gatehouse"));
+    }
+    let target = snap.resolve(id)?;
+    Some(entry(id.to_owned(), &target.upstream.cfg.name))
+}

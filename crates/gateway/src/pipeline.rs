@@ -1,0 +1,331 @@
+//! The request pipeline, top to bottom: one call from authentication to the last byte.
+//!
+//! `run` is the whole story of a call; each step is a plain function below it, in the order it
+//! runs. Stages that later issues add (limits, guardrails, caching, call records) slot into `run`
+//! between the steps named in DESIGN.md.
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use gatehouse_llm::convert::openai::{from_anthropic, from_gemini};
+use gatehouse_llm::convert::{self, ResponseContext};
+use gatehouse_llm::types::{anthropic, gemini, openai};
+use gatehouse_llm::{tokens, Dialect};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde::de::IgnoredAny;
+use tokio::time::Instant;
+
+use crate::call::{Call, Envelope, Surface};
+use crate::error::GatewayError;
+use crate::providers::{self, Op};
+use crate::snapshot::{Principal, Snapshot, Target};
+use crate::stream::{self, Translator};
+
+/// Runs one call through the pipeline.
+pub async fn run(snap: &Snapshot, call: Call) -> Result<Response, GatewayError> {
+    // 1. authenticate: the key names the caller.
+    let principal = authenticate(snap, &call.headers)?;
+    // 2. read the envelope: the model and the stream flag, without building the rest of the body.
+    let envelope = Envelope::parse(&call.body)?;
+    // 3. plan the route: logical model or `provider/model` → one target.
+    let target = plan_route(snap, &envelope.model)?;
+    tracing::debug!(key = %principal.key_name, model = %envelope.model, provider = %target.upstream.cfg.name, "routed");
+    // 4. translate the request into the provider's dialect, or pass it through.
+    let outbound = translate_request(snap, &call, &envelope, &target)?;
+    // 5. dispatch: send upstream and wait for its response headers.
+    let deadline = Instant::now() + target.upstream.cfg.timeouts.total;
+    let req = providers::request(
+        &target.upstream,
+        outbound.op,
+        &target.model,
+        outbound.body.clone(),
+        &call.id.0,
+    );
+    let upstream = target.upstream.send(req).await?;
+    // 6. respond: upstream errors in the client's shape, bodies and streams translated back.
+    respond(&target, outbound, upstream, deadline).await
+}
+
+/// Finds the caller's key among the configured ones.
+pub fn authenticate(snap: &Snapshot, headers: &HeaderMap) -> Result<Principal, GatewayError> {
+    let value = headers
+        .get(http::header::AUTHORIZATION)
+        .ok_or(GatewayError::MissingKey)?
+        .to_str()
+        .map_err(|_| GatewayError::InvalidKey)?;
+    let key = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or(GatewayError::MissingKey)?
+        .trim();
+    snap.keys.get(key).cloned().ok_or(GatewayError::InvalidKey)
+}
+
+/// Resolves the model name to one target.
+pub fn plan_route(snap: &Snapshot, model: &str) -> Result<Target, GatewayError> {
+    snap.resolve(model).ok_or_else(|| {
+        GatewayError::ModelNotFound(format!(
+            "the model `{model}` does not exist: use a name from GET /v1/models or `provider/model`"
+        ))
+    })
+}
+
+/// How the response must be handled, decided with the request.
+#[derive(Debug)]
+enum Translation {
+    PassThrough,
+    Anthropic(ResponseContext),
+    Gemini(ResponseContext),
+    GeminiEmbeddings { prompt_tokens: u64, base64: bool },
+}
+
+/// The upstream request body and what the response side needs to know.
+#[derive(Debug)]
+pub(crate) struct Outbound {
+    op: Op,
+    body: Bytes,
+    stream: bool,
+    translation: Translation,
+    dropped: Vec<String>,
+}
+
+fn translate_request(
+    snap: &Snapshot,
+    call: &Call,
+    envelope: &Envelope,
+    target: &Target,
+) -> Result<Outbound, GatewayError> {
+    let up = &target.upstream.cfg;
+    let dialect = up.kind.dialect();
+    let llm_err = |e| GatewayError::from_llm(e, &envelope.model, &up.name);
+    let unsupported = |feature: &str| GatewayError::Unsupported {
+        feature: feature.to_owned(),
+        target: dialect.label().to_owned(),
+        model: envelope.model.clone(),
+    };
+    let pass = |op| Outbound {
+        op,
+        body: envelope.with_model(&call.body, &target.model),
+        stream: envelope.stream,
+        translation: Translation::PassThrough,
+        dropped: Vec::new(),
+    };
+    match (call.surface, dialect) {
+        (Surface::Chat, Dialect::OpenAiChat) => Ok(pass(Op::Chat {
+            stream: envelope.stream,
+        })),
+        (Surface::Completions, Dialect::OpenAiChat) => Ok(pass(Op::Completions)),
+        (Surface::Embeddings, Dialect::OpenAiChat) => Ok(pass(Op::Embeddings)),
+        (Surface::Chat, Dialect::AnthropicMessages) => {
+            let req: openai::ChatRequest = parse_typed(&call.body)?;
+            let ctx = response_context(&req, target);
+            let max_tokens = snap
+                .catalog
+                .lookup(up.kind.catalog_family(), &target.model)
+                .map(|m| m.max_output_tokens.min(up.default_max_tokens))
+                .unwrap_or(up.default_max_tokens);
+            let (body, notes) =
+                convert::anthropic::from_openai::request(req, &target.model, max_tokens)
+                    .map_err(llm_err)?;
+            let ctx = ResponseContext {
+                json_tool: notes.json_tool,
+                ..ctx
+            };
+            Ok(Outbound {
+                op: Op::Chat {
+                    stream: envelope.stream,
+                },
+                body: to_bytes(&body),
+                stream: envelope.stream,
+                translation: Translation::Anthropic(ctx),
+                dropped: notes.dropped,
+            })
+        }
+        (Surface::Chat, Dialect::Gemini) => {
+            let req: openai::ChatRequest = parse_typed(&call.body)?;
+            let ctx = response_context(&req, target);
+            let (body, notes) = convert::gemini::from_openai::request(req).map_err(llm_err)?;
+            Ok(Outbound {
+                op: Op::Chat {
+                    stream: envelope.stream,
+                },
+                body: to_bytes(&body),
+                stream: envelope.stream,
+                translation: Translation::Gemini(ctx),
+                dropped: notes.dropped,
+            })
+        }
+        (Surface::Embeddings, Dialect::Gemini) => {
+            let req: openai::EmbeddingsRequest = parse_typed(&call.body)?;
+            let base64 = req.encoding_format.as_deref() == Some("base64");
+            let prompt_tokens = match &req.input {
+                openai::EmbeddingInput::One(t) => tokens::count_text(&target.model, t).0,
+                openai::EmbeddingInput::Many(v) => v
+                    .iter()
+                    .map(|t| tokens::count_text(&target.model, t).0)
+                    .sum(),
+                _ => 0,
+            };
+            let body =
+                convert::gemini::from_openai::embeddings(req, &target.model).map_err(llm_err)?;
+            Ok(Outbound {
+                op: Op::Embeddings,
+                body: to_bytes(&body),
+                stream: false,
+                translation: Translation::GeminiEmbeddings {
+                    prompt_tokens,
+                    base64,
+                },
+                dropped: Vec::new(),
+            })
+        }
+        (Surface::Embeddings, Dialect::AnthropicMessages) => Err(unsupported("embeddings")),
+        (Surface::Completions, Dialect::AnthropicMessages | Dialect::Gemini) => Err(unsupported(
+            "the legacy completions API (use /v1/chat/completions)",
+        )),
+    }
+}
+
+fn response_context(req: &openai::ChatRequest, target: &Target) -> ResponseContext {
+    ResponseContext {
+        model: target.model.clone(),
+        created: convert::unix_now(),
+        json_tool: None,
+        include_usage: req.wants_stream_usage(),
+    }
+}
+
+/// Parses the whole body into a typed request; errors name the field path.
+fn parse_typed<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        GatewayError::InvalidRequest(format!("{path}: {}", e.into_inner()))
+    })
+}
+
+fn to_bytes<T: serde::Serialize>(v: &T) -> Bytes {
+    // Serialising our own typed values (maps with string keys) cannot fail.
+    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
+async fn respond(
+    target: &Target,
+    out: Outbound,
+    resp: reqwest::Response,
+    deadline: Instant,
+) -> Result<Response, GatewayError> {
+    let up = &target.upstream;
+    let status = resp.status();
+    if !status.is_success() {
+        let retry_after = resp.headers().get(RETRY_AFTER).cloned();
+        let body = up.read_body(resp, deadline).await?;
+        return Err(upstream_error(
+            target,
+            &out.translation,
+            status.as_u16(),
+            &body,
+            retry_after,
+        ));
+    }
+
+    let mut response = if out.stream {
+        let translator = match out.translation {
+            Translation::PassThrough | Translation::GeminiEmbeddings { .. } => {
+                Translator::PassThrough { done: false }
+            }
+            Translation::Anthropic(ctx) => {
+                Translator::Anthropic(Box::new(from_anthropic::Stream::new(ctx)))
+            }
+            Translation::Gemini(ctx) => Translator::Gemini(Box::new(from_gemini::Stream::new(ctx))),
+        };
+        let mut r = Response::new(stream::body(resp, translator, up, deadline));
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        r.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        r
+    } else {
+        let body = up.read_body(resp, deadline).await?;
+        let malformed = |e: serde_json::Error| GatewayError::UpstreamMalformed {
+            provider: up.cfg.name.clone(),
+            message: e.to_string(),
+        };
+        let body = match out.translation {
+            Translation::PassThrough => {
+                serde_json::from_slice::<IgnoredAny>(&body).map_err(malformed)?;
+                body
+            }
+            Translation::Anthropic(ctx) => {
+                let parsed: anthropic::Response =
+                    serde_json::from_slice(&body).map_err(malformed)?;
+                to_bytes(&from_anthropic::response(parsed, &ctx))
+            }
+            Translation::Gemini(ctx) => {
+                let parsed: gemini::Response = serde_json::from_slice(&body).map_err(malformed)?;
+                to_bytes(&from_gemini::response(parsed, &ctx))
+            }
+            Translation::GeminiEmbeddings {
+                prompt_tokens,
+                base64,
+            } => {
+                let parsed: gemini::BatchEmbedResponse =
+                    serde_json::from_slice(&body).map_err(malformed)?;
+                to_bytes(&from_gemini::embeddings(
+                    parsed,
+                    &target.model,
+                    prompt_tokens,
+                    base64,
+                ))
+            }
+        };
+        let mut r = Response::new(Body::from(body));
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    };
+    *response.status_mut() = StatusCode::OK;
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&up.cfg.name) {
+        h.insert("x-gatehouse-provider", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&target.model) {
+        h.insert("x-gatehouse-model", v);
+    }
+    if !out.dropped.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&out.dropped.join(",")) {
+            h.insert("x-gatehouse-dropped-params", v);
+        }
+    }
+    Ok(response)
+}
+
+/// An upstream error status, with its message translated into OpenAI's shape.
+fn upstream_error(
+    target: &Target,
+    translation: &Translation,
+    status: u16,
+    body: &[u8],
+    retry_after: Option<HeaderValue>,
+) -> GatewayError {
+    let provider = target.upstream.cfg.name.clone();
+    let translated = match translation {
+        Translation::PassThrough => serde_json::from_slice::<openai::ErrorBody>(body).ok(),
+        Translation::Anthropic(_) => from_anthropic::error(status, body),
+        Translation::Gemini(_) | Translation::GeminiEmbeddings { .. } => {
+            from_gemini::error(status, body)
+        }
+    };
+    let body = translated.unwrap_or_else(|| {
+        tracing::debug!(%provider, status, body = %String::from_utf8_lossy(body), "upstream error body in no known shape");
+        let (kind, code) = convert::openai_error_kind(status);
+        openai::ErrorBody::new(format!("provider {provider} answered HTTP {status}"), kind, code)
+    });
+    GatewayError::Upstream {
+        provider,
+        status,
+        body: Box::new(body),
+        retry_after,
+    }
+}

@@ -1,0 +1,53 @@
+//! The gateway listener and its graceful shutdown.
+//!
+//! On the shutdown signal the listener stops accepting, idle keep-alive connections close, and
+//! in-flight requests and streams run to completion, bounded by `server.drain_timeout`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::routes;
+use crate::snapshot::Snapshot;
+
+/// How a server run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every in-flight call finished.
+    Drained,
+    /// The drain timeout passed with calls still running; they were cut.
+    DrainTimedOut,
+}
+
+/// Serves until `shutdown` resolves, then drains for at most `drain_timeout`.
+pub async fn serve(
+    listener: TcpListener,
+    snap: Arc<Snapshot>,
+    drain_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<Stopped> {
+    let (draining_tx, draining_rx) = oneshot::channel::<()>();
+    let app = routes::router(snap);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, draining in-flight calls");
+        let _ = draining_tx.send(());
+    });
+    let timer = async move {
+        if draining_rx.await.is_ok() {
+            tokio::time::sleep(drain_timeout).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        res = server => res.map(|()| Stopped::Drained),
+        () = timer => {
+            tracing::warn!(?drain_timeout, "drain timeout passed: cutting the calls still running");
+            Ok(Stopped::DrainTimedOut)
+        }
+    }
+}

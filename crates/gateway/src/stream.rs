@@ -1,0 +1,255 @@
+//! The stream driver: upstream SSE bytes in, client SSE bytes out, one event at a time.
+//!
+//! Pass-through streams are forwarded byte for byte (the decoder only watches for `[DONE]`);
+//! translated streams go through the pair's state machine. Nothing is buffered beyond one
+//! upstream chunk, so backpressure reaches the upstream. The idle timeout cuts a stalled stream
+//! and the total deadline bounds the whole; either, a broken connection, or a stream that ends
+//! early finishes with an error event in the client's dialect. Dropping the body (the client went
+//! away) drops the upstream response, which closes that connection.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use gatehouse_llm::convert::openai::{from_anthropic, from_gemini};
+use gatehouse_llm::convert::StreamOut;
+use gatehouse_llm::sse;
+use gatehouse_llm::types::{anthropic, gemini, openai};
+use tokio::time::Instant;
+
+use crate::upstream::Upstream;
+
+/// How upstream events become client events.
+#[derive(Debug)]
+pub enum Translator {
+    /// Same dialect: forward bytes, watch for the terminator.
+    PassThrough {
+        done: bool,
+    },
+    Anthropic(Box<from_anthropic::Stream>),
+    Gemini(Box<from_gemini::Stream>),
+}
+
+/// Anthropic stream event types this build knows; newer ones are skipped, not fatal.
+const ANTHROPIC_EVENTS: &[&str] = &[
+    "message_start",
+    "content_block_start",
+    "content_block_delta",
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+    "ping",
+    "error",
+];
+
+impl Translator {
+    /// Handles one decoded upstream event; returns true when the stream is over.
+    fn on_event(&mut self, ev: sse::Event, out: &mut VecDeque<Bytes>) -> bool {
+        match self {
+            Self::PassThrough { done } => {
+                if ev.data.trim() == "[DONE]" {
+                    *done = true;
+                }
+                false
+            }
+            Self::Anthropic(state) => {
+                let value: serde_json::Value = match serde_json::from_str(&ev.data) {
+                    Ok(v) => v,
+                    Err(e) => return malformed(out, &e),
+                };
+                let kind = value
+                    .get("type")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or_default();
+                if !ANTHROPIC_EVENTS.contains(&kind) {
+                    return false;
+                }
+                match serde_json::from_value::<anthropic::StreamEvent>(value) {
+                    Ok(event) => emit(state.on_event(event), out),
+                    Err(e) => malformed(out, &e),
+                }
+            }
+            Self::Gemini(state) => match serde_json::from_str::<gemini::Response>(&ev.data) {
+                Ok(event) => emit(state.on_event(event), out),
+                Err(e) => {
+                    // An error object instead of a chunk: report it in OpenAI's shape.
+                    if let Some(body) = from_gemini::error(500, ev.data.as_bytes()) {
+                        out.push_back(error_event(&body));
+                        return true;
+                    }
+                    malformed(out, &e)
+                }
+            },
+        }
+    }
+
+    /// The upstream ended cleanly at the transport level; close the client stream.
+    fn finish(&mut self, out: &mut VecDeque<Bytes>) {
+        let ended_in_error = match self {
+            Self::PassThrough { done } => {
+                if *done {
+                    return;
+                }
+                out.push_back(error_event(&openai::ErrorBody::new(
+                    "upstream stream ended before [DONE]",
+                    "server_error",
+                    Some("upstream_stream_truncated"),
+                )));
+                return;
+            }
+            Self::Anthropic(state) => emit(state.finish(), out),
+            Self::Gemini(state) => emit(state.finish(), out),
+        };
+        if !ended_in_error {
+            out.push_back(Bytes::from_static(sse::DONE));
+        }
+    }
+}
+
+/// Queues translated output; returns true if it ended the stream with an error.
+fn emit(items: Vec<StreamOut>, out: &mut VecDeque<Bytes>) -> bool {
+    let mut ended = false;
+    for item in items {
+        match item {
+            StreamOut::Chunk(c) => {
+                out.push_back(sse::data(&serde_json::to_vec(&c).unwrap_or_default()))
+            }
+            StreamOut::Error(e) => {
+                out.push_back(error_event(&e));
+                ended = true;
+            }
+        }
+    }
+    ended
+}
+
+fn malformed(out: &mut VecDeque<Bytes>, e: &serde_json::Error) -> bool {
+    out.push_back(error_event(&openai::ErrorBody::new(
+        format!("upstream sent a malformed stream event: {e}"),
+        "server_error",
+        Some("upstream_malformed"),
+    )));
+    true
+}
+
+/// An OpenAI-shaped error event (`data: {"error": …}`), which the OpenAI SDKs raise as errors.
+pub fn error_event(body: &openai::ErrorBody) -> Bytes {
+    sse::data(&serde_json::to_vec(body).unwrap_or_default())
+}
+
+type Upstream_ = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+struct Driver {
+    upstream: Upstream_,
+    decoder: sse::Decoder,
+    translator: Translator,
+    pending: VecDeque<Bytes>,
+    done: bool,
+    idle: std::time::Duration,
+    deadline: Instant,
+    provider: String,
+}
+
+/// The client body for an upstream event stream.
+pub fn body(
+    resp: reqwest::Response,
+    translator: Translator,
+    up: &Upstream,
+    deadline: Instant,
+) -> Body {
+    let driver = Driver {
+        upstream: Box::pin(resp.bytes_stream()),
+        decoder: sse::Decoder::new(),
+        translator,
+        pending: VecDeque::new(),
+        done: false,
+        idle: up.cfg.timeouts.idle,
+        deadline,
+        provider: up.cfg.name.clone(),
+    };
+    let stream = futures_util::stream::unfold(driver, |mut d| async move {
+        loop {
+            if let Some(b) = d.pending.pop_front() {
+                return Some((Ok::<Bytes, Infallible>(b), d));
+            }
+            if d.done {
+                return None;
+            }
+            d.step().await;
+        }
+    });
+    Body::from_stream(stream)
+}
+
+impl Driver {
+    /// Waits for the next upstream chunk and queues what it turns into.
+    async fn step(&mut self) {
+        let idle_at = Instant::now() + self.idle;
+        let until = idle_at.min(self.deadline);
+        match tokio::time::timeout_at(until, self.upstream.next()).await {
+            Err(_) => {
+                let what = if idle_at <= self.deadline {
+                    "no stream event within timeouts.idle"
+                } else {
+                    "the stream took longer than timeouts.total"
+                };
+                tracing::warn!(provider = %self.provider, what, "upstream stream cut");
+                self.fail(
+                    "timeout_error",
+                    "upstream_timeout",
+                    format!("provider {} timed out ({what})", self.provider),
+                );
+            }
+            Ok(Some(Err(e))) => {
+                tracing::warn!(provider = %self.provider, error = %e, "upstream stream broke");
+                self.fail(
+                    "server_error",
+                    "upstream_stream_broken",
+                    format!(
+                        "the connection to provider {} broke mid-stream",
+                        self.provider
+                    ),
+                );
+            }
+            Ok(None) => {
+                self.done = true;
+                if let Some(ev) = self.decoder.finish() {
+                    if self.translator.on_event(ev, &mut self.pending) {
+                        return;
+                    }
+                }
+                self.translator.finish(&mut self.pending);
+            }
+            Ok(Some(Ok(bytes))) => {
+                let events = match self.decoder.feed(&bytes) {
+                    Ok(evs) => evs,
+                    Err(e) => {
+                        self.fail("server_error", "upstream_malformed", e.to_string());
+                        return;
+                    }
+                };
+                if matches!(self.translator, Translator::PassThrough { .. }) {
+                    self.pending.push_back(bytes);
+                }
+                for ev in events {
+                    if self.translator.on_event(ev, &mut self.pending) {
+                        self.done = true;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, kind: &str, code: &str, message: String) {
+        self.done = true;
+        self.pending.push_back(error_event(&openai::ErrorBody::new(
+            message,
+            kind,
+            Some(code),
+        )));
+    }
+}

@@ -1,0 +1,3 @@
+//! Into the Anthropic Messages dialect.
+
+pub mod from_openai;

@@ -1,0 +1,3 @@
+//! Into the Gemini `generateContent` dialect.
+
+pub mod from_openai;

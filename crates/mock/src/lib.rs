@@ -1,0 +1,72 @@
+//! A deterministic mock of the OpenAI, Anthropic and Gemini APIs.
+//!
+//! It serves the demo, the tests and the benchmarks: the same request always gets the same answer,
+//! and every behaviour a gateway must cope with can be asked for, per request by `x-mock-*` headers
+//! or for the whole server by start flags (latency, time to first token, delay between chunks,
+//! output length, tool calls, injected faults). It shares no types with Gatehouse on purpose: its
+//! shapes come from the providers' specs, so a bug in Gatehouse's types cannot hide behind the same
+//! bug here. Handlers are cheap (no locks, no I/O besides the socket) so that it is never the
+//! bottleneck of a benchmark.
+
+mod anthropic;
+mod gemini;
+mod knobs;
+mod openai;
+mod reply;
+mod text;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use knobs::{Fault, Knobs};
+
+/// Server-wide settings of a mock.
+#[derive(Debug, Clone, Default)]
+pub struct MockConfig {
+    /// Defaults for every request; `x-mock-*` headers override them.
+    pub knobs: Knobs,
+    /// When set, requests must carry this key in their dialect's auth header, else 401.
+    pub expect_key: Option<String>,
+}
+
+/// The mock's routes for all three dialects.
+pub fn router(config: MockConfig) -> Router {
+    let state = Arc::new(config);
+    Router::new()
+        .route("/v1/chat/completions", post(openai::chat))
+        .route("/v1/completions", post(openai::completions))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1beta/models/{model_action}", post(gemini::dispatch))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+/// Serves the mock on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: MockConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(config))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Binds `addr` and serves the mock in a background task; returns the bound address.
+pub async fn spawn(addr: SocketAddr, config: MockConfig) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = serve(listener, config, std::future::pending()).await {
+            tracing::error!(error = %e, "mock server stopped");
+        }
+    });
+    Ok(local)
+}
+
+type State = axum::extract::State<Arc<MockConfig>>;

@@ -1,0 +1,346 @@
+//! The OpenAI dialect: chat completions, legacy completions, embeddings, models.
+
+use axum::extract::State as AxState;
+use axum::response::Response;
+use base64::Engine;
+use bytes::Bytes;
+use http::HeaderMap;
+use serde_json::{json, Value};
+
+use crate::knobs::{Fault, Knobs};
+use crate::reply::{self, Plan};
+use crate::State;
+
+fn error_body(status: u16, message: &str) -> Value {
+    let (kind, code) = match status {
+        400 => ("invalid_request_error", Value::Null),
+        401 => ("invalid_request_error", json!("invalid_api_key")),
+        404 => ("invalid_request_error", json!("model_not_found")),
+        429 => ("requests", json!("rate_limit_exceeded")),
+        _ => ("server_error", Value::Null),
+    };
+    json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
+}
+
+fn fail(status: u16, message: &str, retry_after: u32) -> Response {
+    reply::error(status, &error_body(status, message), retry_after)
+}
+
+/// Checks auth, knobs and JSON; returns the parsed body and knobs, or the response to send.
+fn prepare(
+    state: &crate::MockConfig,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Value, Knobs), Box<Response>> {
+    if !reply::key_ok(
+        state.expect_key.as_deref(),
+        headers,
+        &["authorization", "api-key"],
+        None,
+    ) {
+        return Err(Box::new(fail(401, "Incorrect API key provided", 0)));
+    }
+    let knobs = state
+        .knobs
+        .with_headers(headers)
+        .map_err(|e| Box::new(fail(400, &e, 0)))?;
+    let req: Value = serde_json::from_slice(body)
+        .map_err(|e| Box::new(fail(400, &format!("invalid JSON body: {e}"), 0)))?;
+    if req
+        .get("model")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err(Box::new(fail(400, "you must provide a model parameter", 0)));
+    }
+    Ok((req, knobs))
+}
+
+/// Applies latency and the non-stream faults; `Some` is the response to send instead.
+async fn fault(knobs: &Knobs, stream: bool) -> Option<Response> {
+    reply::delay(knobs).await;
+    match knobs.fault {
+        Some(Fault::Status(s)) => Some(fail(
+            s,
+            &format!("mock fault: status {s}"),
+            knobs.retry_after,
+        )),
+        Some(Fault::Malformed) if !stream => Some(reply::malformed()),
+        Some(Fault::Drop) if !stream => Some(reply::dropped()),
+        _ => None,
+    }
+}
+
+/// The tool to call, if the request offers tools and has not just had one answered.
+fn tool_to_call(req: &Value) -> Option<(String, Value)> {
+    let tools = req.get("tools")?.as_array()?;
+    let choice = req.get("tool_choice");
+    if choice.and_then(Value::as_str) == Some("none") {
+        return None;
+    }
+    let last_role = req
+        .get("messages")?
+        .as_array()?
+        .last()?
+        .get("role")?
+        .as_str()?;
+    if last_role == "tool" {
+        return None;
+    }
+    let wanted = choice
+        .and_then(|c| c.pointer("/function/name"))
+        .and_then(Value::as_str);
+    let tool = tools.iter().find(|t| {
+        wanted.is_none_or(|w| t.pointer("/function/name").and_then(Value::as_str) == Some(w))
+    })?;
+    let name = tool.pointer("/function/name")?.as_str()?.to_owned();
+    let schema = tool
+        .pointer("/function/parameters")
+        .cloned()
+        .unwrap_or(json!({"type": "object"}));
+    Some((name, schema))
+}
+
+fn json_schema(req: &Value) -> Option<Value> {
+    let format = req.get("response_format")?;
+    match format.get("type")?.as_str()? {
+        "json_object" => Some(json!({"type": "object"})),
+        "json_schema" => Some(
+            format
+                .pointer("/json_schema/schema")
+                .cloned()
+                .unwrap_or(json!({"type": "object"})),
+        ),
+        _ => None,
+    }
+}
+
+fn usage(plan: &Plan) -> Value {
+    json!({
+        "prompt_tokens": plan.prompt_tokens,
+        "completion_tokens": plan.completion_tokens,
+        "total_tokens": plan.prompt_tokens + plan.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0}
+    })
+}
+
+fn finish(plan: &Plan) -> &'static str {
+    if plan.tool.is_some() {
+        "tool_calls"
+    } else if plan.truncated {
+        "length"
+    } else {
+        "stop"
+    }
+}
+
+pub(crate) async fn chat(AxState(state): State, headers: HeaderMap, body: Bytes) -> Response {
+    let (req, knobs) = match prepare(&state, &headers, &body) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let Some(messages) = req.get("messages").and_then(Value::as_array) else {
+        return fail(400, "messages: expected an array", 0);
+    };
+    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    if let Some(r) = fault(&knobs, stream).await {
+        return r;
+    }
+    let model = req["model"].as_str().unwrap_or_default().to_owned();
+    let prompt: String = messages
+        .iter()
+        .map(|m| reply::content_text(m.get("content")))
+        .collect();
+    let max_tokens = req
+        .get("max_completion_tokens")
+        .or_else(|| req.get("max_tokens"))
+        .and_then(Value::as_u64);
+    let n = req.get("n").and_then(Value::as_u64).unwrap_or(1).max(1);
+    let tool = tool_to_call(&req);
+    let schema = json_schema(&req);
+    let plans: Vec<Plan> = (0..n)
+        .map(|i| {
+            Plan::new(
+                &prompt,
+                &knobs,
+                max_tokens,
+                tool.clone(),
+                schema.as_ref(),
+                i,
+            )
+        })
+        .collect();
+    let id = reply::id("chatcmpl-mock", &prompt);
+    let created = reply::now();
+
+    if !stream {
+        let choices: Vec<Value> = plans
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let message = match &p.tool {
+                    Some((name, args)) => json!({
+                        "role": "assistant", "content": null, "refusal": null,
+                        "tool_calls": [{"id": format!("call_mock{i}"), "type": "function",
+                                        "function": {"name": name, "arguments": args.to_string()}}]
+                    }),
+                    None => json!({"role": "assistant", "content": p.text(), "refusal": null}),
+                };
+                json!({"index": i, "message": message, "logprobs": null, "finish_reason": finish(p)})
+            })
+            .collect();
+        let total = plans.iter().fold(plans[0].clone(), |mut acc, p| {
+            acc.completion_tokens = acc.completion_tokens.max(p.completion_tokens);
+            acc
+        });
+        return reply::json(&json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": choices, "usage": usage(&total), "system_fingerprint": "fp_mock"
+        }));
+    }
+
+    let include_usage = req
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        == Some(true);
+    let chunk = |choice: Value| {
+        let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                           "system_fingerprint": "fp_mock", "choices": [choice]});
+        if include_usage {
+            c["usage"] = Value::Null;
+        }
+        reply::data(&c)
+    };
+    let mut frames = Vec::new();
+    for (i, p) in plans.iter().enumerate() {
+        frames.push(chunk(json!({"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null})));
+        match &p.tool {
+            Some((name, _)) => {
+                frames.push(chunk(json!({"index": i, "delta": {"tool_calls": [{"index": 0, "id": format!("call_mock{i}"), "type": "function", "function": {"name": name, "arguments": ""}}]}, "logprobs": null, "finish_reason": null})));
+                for piece in &p.pieces {
+                    frames.push(chunk(json!({"index": i, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}, "logprobs": null, "finish_reason": null})));
+                }
+            }
+            None => {
+                for piece in &p.pieces {
+                    frames.push(chunk(json!({"index": i, "delta": {"content": piece}, "logprobs": null, "finish_reason": null})));
+                }
+            }
+        }
+        frames.push(chunk(
+            json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish(p)}),
+        ));
+    }
+    if include_usage {
+        frames.push(reply::data(&json!({"id": id, "object": "chat.completion.chunk", "created": created,
+            "model": model, "system_fingerprint": "fp_mock", "choices": [], "usage": usage(&plans[0])})));
+    }
+    frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    reply::sse(frames, &knobs, knobs.fault == Some(Fault::Drop))
+}
+
+pub(crate) async fn completions(
+    AxState(state): State,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (req, knobs) = match prepare(&state, &headers, &body) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let prompt = match req.get("prompt") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => return fail(400, "prompt: expected a string or an array of strings", 0),
+    };
+    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    if let Some(r) = fault(&knobs, stream).await {
+        return r;
+    }
+    let model = req["model"].as_str().unwrap_or_default().to_owned();
+    let plan = Plan::new(
+        &prompt,
+        &knobs,
+        req.get("max_tokens").and_then(Value::as_u64),
+        None,
+        None,
+        0,
+    );
+    let id = reply::id("cmpl-mock", &prompt);
+    let created = reply::now();
+    if !stream {
+        return reply::json(&json!({
+            "id": id, "object": "text_completion", "created": created, "model": model,
+            "choices": [{"text": plan.text(), "index": 0, "logprobs": null, "finish_reason": finish(&plan)}],
+            "usage": {"prompt_tokens": plan.prompt_tokens, "completion_tokens": plan.completion_tokens,
+                      "total_tokens": plan.prompt_tokens + plan.completion_tokens}
+        }));
+    }
+    let mut frames: Vec<Bytes> = plan
+        .pieces
+        .iter()
+        .map(|p| {
+            reply::data(
+                &json!({"id": id, "object": "text_completion", "created": created, "model": model,
+                "choices": [{"text": p, "index": 0, "logprobs": null, "finish_reason": null}]}),
+            )
+        })
+        .collect();
+    frames.push(reply::data(
+        &json!({"id": id, "object": "text_completion", "created": created, "model": model,
+        "choices": [{"text": "", "index": 0, "logprobs": null, "finish_reason": finish(&plan)}]}),
+    ));
+    frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    reply::sse(frames, &knobs, knobs.fault == Some(Fault::Drop))
+}
+
+pub(crate) async fn embeddings(AxState(state): State, headers: HeaderMap, body: Bytes) -> Response {
+    let (req, knobs) = match prepare(&state, &headers, &body) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let inputs: Vec<String> = match req.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::Array(items)) => items.iter().map(Value::to_string).collect(),
+        _ => return fail(400, "input: expected a string or an array", 0),
+    };
+    if let Some(r) = fault(&knobs, false).await {
+        return r;
+    }
+    let dims = req.get("dimensions").and_then(Value::as_u64).unwrap_or(32) as usize;
+    let base64 = req.get("encoding_format").and_then(Value::as_str) == Some("base64");
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let v = crate::text::embedding(text, dims);
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    let tokens: u64 = inputs.iter().map(|t| crate::text::prompt_tokens(t)).sum();
+    reply::json(&json!({
+        "object": "list", "data": data, "model": req["model"],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}
+    }))
+}
+
+pub(crate) async fn models() -> Response {
+    let created = reply::now();
+    let data: Vec<Value> = ["mock-gpt", "mock-gpt-mini", "mock-embedding"]
+        .iter()
+        .map(|m| json!({"id": m, "object": "model", "created": created, "owned_by": "gatehouse-mock"}))
+        .collect();
+    reply::json(&json!({"object": "list", "data": data}))
+}

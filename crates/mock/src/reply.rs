@@ -1,0 +1,232 @@
+//! What every dialect's handler shares: the answer plan, delays, faults and response framing.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+use http::{header, HeaderValue, StatusCode};
+use serde_json::Value;
+
+use crate::knobs::Knobs;
+use crate::text;
+
+/// What the mock will answer, before it is written in a dialect.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// The answer's text in streamable pieces (one token each), or the tool arguments in pieces.
+    pub pieces: Vec<String>,
+    /// A tool call (name, complete arguments) instead of text.
+    pub tool: Option<(String, Value)>,
+    /// Whether the output was cut by the client's `max_tokens`.
+    pub truncated: bool,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl Plan {
+    /// Plans an answer to `prompt`: a call of `tool` if given, JSON matching `json_schema` if given,
+    /// else `knobs.tokens` words capped by `max_tokens`.
+    pub(crate) fn new(
+        prompt: &str,
+        knobs: &Knobs,
+        max_tokens: Option<u64>,
+        tool: Option<(String, Value)>,
+        json_schema: Option<&Value>,
+        variant: u64,
+    ) -> Self {
+        let prompt_tokens = text::prompt_tokens(prompt);
+        let seed = text::seed(prompt).wrapping_add(variant);
+        if let Some((name, schema)) = tool {
+            let args = text::value_for(&schema);
+            let pieces = text::pieces(&args.to_string());
+            let completion_tokens = pieces.len() as u64 + 8;
+            return Self {
+                pieces,
+                tool: Some((name, args)),
+                truncated: false,
+                prompt_tokens,
+                completion_tokens,
+            };
+        }
+        let cap = max_tokens.unwrap_or(u64::MAX);
+        let n = u64::from(knobs.tokens).min(cap);
+        let words = text::words(seed, u32::try_from(n).unwrap_or(u32::MAX));
+        if let Some(schema) = json_schema {
+            let mut value = text::value_for(schema);
+            if let Value::Object(map) = &mut value {
+                if map.is_empty() {
+                    map.insert("answer".into(), Value::String(words.concat()));
+                }
+            }
+            let pieces = text::pieces(&value.to_string());
+            return Self {
+                completion_tokens: pieces.len() as u64,
+                pieces,
+                tool: None,
+                truncated: false,
+                prompt_tokens,
+            };
+        }
+        Self {
+            truncated: u64::from(knobs.tokens) > cap,
+            completion_tokens: n,
+            pieces: words,
+            tool: None,
+            prompt_tokens,
+        }
+    }
+
+    pub(crate) fn text(&self) -> String {
+        self.pieces.concat()
+    }
+}
+
+/// Sleeps for the request's latency knob.
+pub(crate) async fn delay(knobs: &Knobs) {
+    if !knobs.latency.is_zero() {
+        tokio::time::sleep(knobs.latency).await;
+    }
+}
+
+/// A JSON response with status 200.
+pub(crate) fn json(value: &Value) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A JSON error response; 429s and 503s carry `retry-after`.
+pub(crate) fn error(status: u16, body: &Value, retry_after: u32) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, json(body)).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    }
+    resp
+}
+
+/// 200 with a body that is not JSON.
+pub(crate) fn malformed() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        "{\"id\": \"broken",
+    )
+        .into_response()
+}
+
+/// 200 whose body fails at once, so the peer sees the connection cut.
+pub(crate) fn dropped() -> Response {
+    let body = Body::from_stream(stream::once(async {
+        Err::<Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "mock fault: drop",
+        ))
+    }));
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// An event stream of `frames`: the first after the TTFT knob, the rest `chunk_delay` apart.
+/// With `drop` the connection is cut after half the frames.
+pub(crate) fn sse(frames: Vec<Bytes>, knobs: &Knobs, drop: bool) -> Response {
+    paced(frames, knobs, drop, "text/event-stream")
+}
+
+/// A body of `frames` paced like [`sse`], with any content type.
+pub(crate) fn paced(
+    frames: Vec<Bytes>,
+    knobs: &Knobs,
+    drop: bool,
+    content_type: &'static str,
+) -> Response {
+    let keep = if drop { frames.len() / 2 } else { frames.len() };
+    let (ttft, gap) = (knobs.ttft, knobs.chunk_delay);
+    let items = frames
+        .into_iter()
+        .take(keep)
+        .enumerate()
+        .map(move |(i, f)| (if i == 0 { ttft } else { gap }, f));
+    let body = stream::iter(items)
+        .then(|(wait, frame)| async move {
+            if wait > Duration::ZERO {
+                tokio::time::sleep(wait).await;
+            }
+            Ok::<Bytes, std::io::Error>(frame)
+        })
+        .chain(stream::iter(drop.then(|| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "mock fault: drop",
+            ))
+        })));
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// Frames a JSON value as an SSE `data:` event.
+pub(crate) fn data(value: &Value) -> Bytes {
+    let mut out = b"data: ".to_vec();
+    out.extend(serde_json::to_vec(value).unwrap_or_default());
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// Frames a JSON value as a named SSE event.
+pub(crate) fn event(name: &str, value: &Value) -> Bytes {
+    let mut out = format!("event: {name}\ndata: ").into_bytes();
+    out.extend(serde_json::to_vec(value).unwrap_or_default());
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// Text of a message `content` that is a string or a list of `{type: text, text}` parts.
+pub(crate) fn content_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// A short id that is stable for the same prompt.
+pub(crate) fn id(prefix: &str, prompt: &str) -> String {
+    format!("{prefix}{:016x}", text::seed(prompt))
+}
+
+/// Seconds since the epoch.
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Does the request carry the expected key in `header` (optionally after `Bearer `)?
+pub(crate) fn key_ok(
+    expect: Option<&str>,
+    headers: &http::HeaderMap,
+    names: &[&str],
+    query_key: Option<&str>,
+) -> bool {
+    let Some(expect) = expect else { return true };
+    let from_headers = names
+        .iter()
+        .filter_map(|n| headers.get(*n))
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            let v = v.strip_prefix("Bearer ").unwrap_or(v);
+            v == expect
+        });
+    from_headers || query_key == Some(expect)
+}
