@@ -19,6 +19,7 @@ pub(crate) async fn start(client_key: &str) -> anyhow::Result<String> {
             ..Knobs::default()
         },
         expect_key: Some(UPSTREAM_KEY.to_owned()),
+        ..MockConfig::default()
     };
     let addr = gatehouse_mock::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), mock).await?;
     Ok(config_text(addr, client_key))

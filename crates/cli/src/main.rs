@@ -156,6 +156,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     retry_after,
                 },
                 expect_key,
+                ..MockConfig::default()
             };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await

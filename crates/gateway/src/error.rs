@@ -39,6 +39,8 @@ pub enum GatewayError {
     },
     #[error("cannot reach provider {provider}: {message}")]
     UpstreamUnreachable { provider: String, message: String },
+    #[error("the connection to provider {provider} broke: {message}")]
+    UpstreamBroken { provider: String, message: String },
     #[error("provider {provider} timed out ({what})")]
     UpstreamTimeout {
         provider: String,
@@ -97,6 +99,11 @@ impl GatewayError {
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
                 Some("upstream_unreachable"),
+            ),
+            Self::UpstreamBroken { .. } => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                Some("upstream_connection_broken"),
             ),
             Self::UpstreamTimeout { .. } => (
                 StatusCode::GATEWAY_TIMEOUT,

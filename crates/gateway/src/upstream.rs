@@ -83,7 +83,12 @@ impl Upstream {
                         what,
                     })
                 }
-                Ok(Err(e)) => return Err(self.transport_error(&e)),
+                Ok(Err(e)) => {
+                    return Err(GatewayError::UpstreamBroken {
+                        provider: self.cfg.name.clone(),
+                        message: root_cause(&e),
+                    })
+                }
                 Ok(Ok(None)) => return Ok(Bytes::from(buf)),
                 Ok(Ok(Some(chunk))) => buf.extend_from_slice(&chunk),
             }
@@ -104,9 +109,9 @@ impl Upstream {
                 message: root_cause(e),
             }
         } else {
-            GatewayError::UpstreamUnreachable {
+            GatewayError::UpstreamBroken {
                 provider,
-                message: format!("connection failed: {}", root_cause(e)),
+                message: root_cause(e),
             }
         }
     }

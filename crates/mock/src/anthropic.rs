@@ -224,5 +224,10 @@ pub(crate) async fn messages(AxState(state): State, headers: HeaderMap, body: By
         "message_stop",
         &json!({"type": "message_stop"}),
     ));
-    reply::sse(frames, &knobs, knobs.fault == Some(Fault::Drop))
+    reply::sse(
+        frames,
+        &knobs,
+        knobs.fault == Some(Fault::Drop),
+        &state.stats,
+    )
 }

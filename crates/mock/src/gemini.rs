@@ -2,6 +2,7 @@
 //! `batchEmbedContents` and `embedContent`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State as AxState};
 use axum::response::Response;
@@ -67,7 +68,7 @@ pub(crate) async fn dispatch(
     match action {
         "generateContent" | "streamGenerateContent" => {
             let sse = query.get("alt").map(String::as_str) == Some("sse");
-            generate(model, &req, &knobs, stream, sse)
+            generate(model, &req, &knobs, stream, sse, &state.stats)
         }
         "batchEmbedContents" => {
             let Some(requests) = req.get("requests").and_then(Value::as_array) else {
@@ -134,7 +135,14 @@ fn tool_to_call(req: &Value) -> Option<(String, Value)> {
     Some((decl.get("name")?.as_str()?.to_owned(), schema))
 }
 
-fn generate(model: &str, req: &Value, knobs: &Knobs, stream: bool, sse: bool) -> Response {
+fn generate(
+    model: &str,
+    req: &Value,
+    knobs: &Knobs,
+    stream: bool,
+    sse: bool,
+    stats: &Arc<crate::Stats>,
+) -> Response {
     let Some(contents) = req.get("contents").and_then(Value::as_array) else {
         return fail(400, "contents: required", 0);
     };
@@ -232,7 +240,7 @@ fn generate(model: &str, req: &Value, knobs: &Knobs, stream: bool, sse: bool) ->
     }
     if sse {
         let frames = chunks.iter().map(reply::data).collect();
-        return reply::sse(frames, knobs, knobs.fault == Some(Fault::Drop));
+        return reply::sse(frames, knobs, knobs.fault == Some(Fault::Drop), stats);
     }
     // Without `alt=sse` Gemini streams one JSON array; the mock sends it in one piece.
     let mut frames = vec![Bytes::from_static(b"[")];
@@ -248,5 +256,6 @@ fn generate(model: &str, req: &Value, knobs: &Knobs, stream: bool, sse: bool) ->
         knobs,
         knobs.fault == Some(Fault::Drop),
         "application/json",
+        stats,
     )
 }

@@ -16,6 +16,7 @@ mod reply;
 mod text;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::routing::{get, post};
@@ -30,6 +31,30 @@ pub struct MockConfig {
     pub knobs: Knobs,
     /// When set, requests must carry this key in their dialect's auth header, else 401.
     pub expect_key: Option<String>,
+    /// Counters a test reads to see what reached the mock (shared by clones).
+    pub stats: Arc<Stats>,
+}
+
+/// What the mock has seen, for tests: `GET /mock/stats` returns it as JSON.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub streams_started: AtomicU64,
+    pub streams_finished: AtomicU64,
+    /// Streams whose client went away before the last frame was sent.
+    pub streams_aborted: AtomicU64,
+}
+
+impl Stats {
+    fn json(&self) -> serde_json::Value {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "requests": get(&self.requests),
+            "streams_started": get(&self.streams_started),
+            "streams_finished": get(&self.streams_finished),
+            "streams_aborted": get(&self.streams_aborted),
+        })
+    }
 }
 
 /// The mock's routes for all three dialects.
@@ -43,7 +68,26 @@ pub fn router(config: MockConfig) -> Router {
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1beta/models/{model_action}", post(gemini::dispatch))
         .route("/health", get(|| async { "ok" }))
+        .route(
+            "/mock/stats",
+            get(|s: State| async move { axum::Json(s.0.stats.json()) }),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            count,
+        ))
         .with_state(state)
+}
+
+async fn count(
+    axum::extract::State(state): axum::extract::State<Arc<MockConfig>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if req.uri().path() != "/mock/stats" {
+        state.stats.requests.fetch_add(1, Ordering::Relaxed);
+    }
+    next.run(req).await
 }
 
 /// Serves the mock on `listener` until `shutdown` resolves.

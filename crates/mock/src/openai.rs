@@ -237,7 +237,12 @@ pub(crate) async fn chat(AxState(state): State, headers: HeaderMap, body: Bytes)
             "model": model, "system_fingerprint": "fp_mock", "choices": [], "usage": usage(&plans[0])})));
     }
     frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    reply::sse(frames, &knobs, knobs.fault == Some(Fault::Drop))
+    reply::sse(
+        frames,
+        &knobs,
+        knobs.fault == Some(Fault::Drop),
+        &state.stats,
+    )
 }
 
 pub(crate) async fn completions(
@@ -292,7 +297,12 @@ pub(crate) async fn completions(
         "choices": [{"text": "", "index": 0, "logprobs": null, "finish_reason": finish(&plan)}]}),
     ));
     frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    reply::sse(frames, &knobs, knobs.fault == Some(Fault::Drop))
+    reply::sse(
+        frames,
+        &knobs,
+        knobs.fault == Some(Fault::Drop),
+        &state.stats,
+    )
 }
 
 pub(crate) async fn embeddings(AxState(state): State, headers: HeaderMap, body: Bytes) -> Response {

@@ -1,5 +1,7 @@
 //! What every dialect's handler shares: the answer plan, delays, faults and response framing.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -11,6 +13,7 @@ use serde_json::Value;
 
 use crate::knobs::Knobs;
 use crate::text;
+use crate::Stats;
 
 /// What the mock will answer, before it is written in a dialect.
 #[derive(Debug, Clone)]
@@ -129,8 +132,25 @@ pub(crate) fn dropped() -> Response {
 
 /// An event stream of `frames`: the first after the TTFT knob, the rest `chunk_delay` apart.
 /// With `drop` the connection is cut after half the frames.
-pub(crate) fn sse(frames: Vec<Bytes>, knobs: &Knobs, drop: bool) -> Response {
-    paced(frames, knobs, drop, "text/event-stream")
+pub(crate) fn sse(frames: Vec<Bytes>, knobs: &Knobs, drop: bool, stats: &Arc<Stats>) -> Response {
+    paced(frames, knobs, drop, "text/event-stream", stats)
+}
+
+/// Counts a stream as finished when its last frame went out, as aborted when dropped before.
+struct StreamGuard {
+    stats: Arc<Stats>,
+    finished: bool,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let counter = if self.finished {
+            &self.stats.streams_finished
+        } else {
+            &self.stats.streams_aborted
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A body of `frames` paced like [`sse`], with any content type.
@@ -139,27 +159,46 @@ pub(crate) fn paced(
     knobs: &Knobs,
     drop: bool,
     content_type: &'static str,
+    stats: &Arc<Stats>,
 ) -> Response {
+    stats.streams_started.fetch_add(1, Ordering::Relaxed);
+    let mut guard = StreamGuard {
+        stats: Arc::clone(stats),
+        finished: false,
+    };
     let keep = if drop { frames.len() / 2 } else { frames.len() };
+    let total = keep;
     let (ttft, gap) = (knobs.ttft, knobs.chunk_delay);
     let items = frames
         .into_iter()
         .take(keep)
         .enumerate()
-        .map(move |(i, f)| (if i == 0 { ttft } else { gap }, f));
+        .map(move |(i, f)| (i, if i == 0 { ttft } else { gap }, f));
     let body = stream::iter(items)
-        .then(|(wait, frame)| async move {
+        .then(|(i, wait, frame)| async move {
             if wait > Duration::ZERO {
                 tokio::time::sleep(wait).await;
             }
+            Ok::<_, std::io::Error>((i, frame))
+        })
+        .map(move |item| {
+            // Borrow the guard whole so the closure owns it (not just its `finished` field).
+            let guard = &mut guard;
+            let (i, frame) = item?;
+            if i + 1 == total && !drop {
+                guard.finished = true;
+            }
             Ok::<Bytes, std::io::Error>(frame)
         })
-        .chain(stream::iter(drop.then(|| {
+        // Pause before cutting so the frames already written reach the peer, as they would from a
+        // real upstream that dies mid-stream.
+        .chain(stream::iter(drop.then_some(())).then(|()| async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
             Err(std::io::Error::new(
                 std::io::ErrorKind::ConnectionReset,
                 "mock fault: drop",
             ))
-        })));
+        }));
     (
         [
             (header::CONTENT_TYPE, content_type),

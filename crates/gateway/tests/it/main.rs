@@ -1,0 +1,18 @@
+//! Gateway integration tests: the real listener and pipeline against the mock upstream.
+//!
+//! - `harness`: starts a mock and a gateway on ephemeral ports with a config written in YAML.
+//! - `dialects`: the same OpenAI shapes whichever dialect serves the model; tools, JSON, streams.
+//! - `passthrough`: same-dialect calls change only the model, byte for byte.
+//! - `errors`: every bad input and upstream failure gets its status and a named error.
+//! - `streaming`: stream endings, cut streams, stalls and client aborts.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod dialects;
+mod errors;
+mod harness;
+mod passthrough;
+mod streaming;
