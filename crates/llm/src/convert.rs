@@ -147,3 +147,6 @@ pub(crate) fn usage_chunk(
     c.usage = Some(Some(usage));
     c
 }
+
+#[cfg(test)]
+mod tests;

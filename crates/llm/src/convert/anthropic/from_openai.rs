@@ -176,6 +176,15 @@ pub fn request(
         }
     }
 
+    if notes.json_tool.is_some() && thinking.is_some() {
+        // Anthropic refuses extended thinking when tool_choice forces a tool, which is how
+        // response_format is expressed; say so rather than send a request it will reject.
+        return Err(LlmError::unsupported(
+            "response_format together with reasoning_effort or thinking",
+            TARGET,
+        ));
+    }
+
     let body = a::Request {
         model: upstream_model.to_owned(),
         messages,

@@ -156,6 +156,9 @@ impl Stream {
                         ..o::Delta::default()
                     },
                 )],
+                a::BlockDelta::InputJsonDelta { partial_json } if partial_json.is_empty() => {
+                    Vec::new()
+                }
                 a::BlockDelta::InputJsonDelta { partial_json } => {
                     if self.json_block == Some(index) {
                         return vec![delta(self, content(partial_json))];

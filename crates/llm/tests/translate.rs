@@ -1,0 +1,224 @@
+//! Every translation direction over fixtures shaped by the official specs, as snapshots.
+//!
+//! `fixtures/<source dialect>/<case>` → `snapshots/translate__<case>.<target>.snap`. The same
+//! snapshots are validated against the providers' published schemas by the contract tests in
+//! `tests/e2e/test_contracts.py`, so a snapshot that drifts from the spec fails there too.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use gatehouse_llm::convert::openai::{from_anthropic, from_gemini};
+use gatehouse_llm::convert::{anthropic, gemini, ResponseContext, StreamOut};
+use gatehouse_llm::sse;
+use gatehouse_llm::types::{anthropic as a, gemini as g, openai as o};
+use insta::assert_json_snapshot;
+use serde_json::Value;
+
+fn fixture(path: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn ctx(json_tool: Option<&str>) -> ResponseContext {
+    ResponseContext {
+        model: "served-model".into(),
+        created: 1_700_000_000,
+        json_tool: json_tool.map(str::to_owned),
+        include_usage: true,
+    }
+}
+
+/// Decodes an SSE fixture and runs it through a stream state, as the gateway does.
+fn run_stream<E: serde::de::DeserializeOwned>(
+    path: &str,
+    mut on: impl FnMut(E) -> Vec<StreamOut>,
+    finish: impl FnOnce() -> Vec<StreamOut>,
+) -> Vec<Value> {
+    let mut d = sse::Decoder::new();
+    let mut events = d.feed(fixture(path).as_bytes()).unwrap();
+    events.extend(d.finish());
+    let mut out: Vec<StreamOut> = Vec::new();
+    for ev in events {
+        out.extend(on(serde_json::from_str(&ev.data).unwrap()));
+    }
+    out.extend(finish());
+    out.into_iter()
+        .map(|o| match o {
+            StreamOut::Chunk(c) => serde_json::to_value(c).unwrap(),
+            StreamOut::Error(e) => serde_json::to_value(e).unwrap(),
+        })
+        .collect()
+}
+
+fn openai_request(path: &str) -> o::ChatRequest {
+    serde_json::from_str(&fixture(path)).unwrap()
+}
+
+#[test]
+fn chat_everything_to_anthropic() {
+    let (req, notes) = anthropic::from_openai::request(
+        openai_request("openai/chat_everything.json"),
+        "claude-sonnet-4-5",
+        1024,
+    )
+    .unwrap();
+    assert_eq!(notes.dropped, vec!["seed".to_owned()]);
+    assert_json_snapshot!("chat_everything.anthropic", req);
+}
+
+#[test]
+fn chat_everything_to_gemini() {
+    let (req, notes) =
+        gemini::from_openai::request(openai_request("openai/chat_everything.json")).unwrap();
+    assert_eq!(
+        notes.dropped,
+        vec!["user".to_owned(), "parallel_tool_calls".to_owned()]
+    );
+    assert_json_snapshot!("chat_everything.gemini", req);
+}
+
+#[test]
+fn json_schema_to_anthropic_is_a_forced_tool() {
+    let mut req = openai_request("openai/chat_json_schema.json");
+    req.reasoning_effort = None;
+    let (req, notes) = anthropic::from_openai::request(req, "claude-haiku-4-5", 1024).unwrap();
+    assert_eq!(notes.json_tool.as_deref(), Some("json_response"));
+    assert_json_snapshot!("chat_json_schema.anthropic", req);
+}
+
+#[test]
+fn json_schema_with_thinking_is_refused_for_anthropic() {
+    // Anthropic rejects thinking with a forced tool, the way response_format is expressed.
+    let err =
+        anthropic::from_openai::request(openai_request("openai/chat_json_schema.json"), "m", 1024)
+            .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "response_format together with reasoning_effort or thinking is not supported by Anthropic models"
+    );
+}
+
+#[test]
+fn json_schema_to_gemini_is_a_response_schema() {
+    let (req, _) =
+        gemini::from_openai::request(openai_request("openai/chat_json_schema.json")).unwrap();
+    assert_json_snapshot!("chat_json_schema.gemini", req);
+}
+
+#[test]
+fn anthropic_responses_to_openai() {
+    for case in ["response_text", "response_tool_use"] {
+        let resp: a::Response =
+            serde_json::from_str(&fixture(&format!("anthropic/{case}.json"))).unwrap();
+        assert_json_snapshot!(
+            format!("{case}.openai"),
+            from_anthropic::response(resp, &ctx(None))
+        );
+    }
+    let resp: a::Response =
+        serde_json::from_str(&fixture("anthropic/response_json_tool.json")).unwrap();
+    let out = from_anthropic::response(resp, &ctx(Some("json_response")));
+    assert_eq!(
+        out.choices[0].message.content.as_deref(),
+        Some("{\"city\":\"Lyon\"}")
+    );
+    assert_eq!(out.choices[0].finish_reason.as_deref(), Some("stop"));
+    assert!(out.choices[0].message.tool_calls.is_none());
+}
+
+#[test]
+fn gemini_responses_to_openai() {
+    for case in ["response_text", "response_function_call"] {
+        let resp: g::Response =
+            serde_json::from_str(&fixture(&format!("gemini/{case}.json"))).unwrap();
+        assert_json_snapshot!(
+            format!("gemini_{case}.openai"),
+            from_gemini::response(resp, &ctx(None))
+        );
+    }
+}
+
+#[test]
+fn anthropic_streams_to_openai() {
+    for case in ["stream_tool_use", "stream_error", "stream_truncated"] {
+        let mut st = from_anthropic::Stream::new(ctx(None));
+        let chunks = run_stream::<a::StreamEvent>(
+            &format!("anthropic/{case}.sse"),
+            |e| st.on_event(e),
+            || Vec::new(),
+        );
+        let mut tail = st.finish();
+        let mut all = chunks;
+        all.extend(tail.drain(..).map(|o| match o {
+            StreamOut::Chunk(c) => serde_json::to_value(c).unwrap(),
+            StreamOut::Error(e) => serde_json::to_value(e).unwrap(),
+        }));
+        assert_json_snapshot!(format!("anthropic_{case}.openai"), all);
+    }
+}
+
+#[test]
+fn anthropic_tool_arguments_reassemble_exactly() {
+    let mut st = from_anthropic::Stream::new(ctx(None));
+    let chunks = run_stream::<a::StreamEvent>(
+        "anthropic/stream_tool_use.sse",
+        |e| st.on_event(e),
+        Vec::new,
+    );
+    let args: String = chunks
+        .iter()
+        .filter_map(|c| {
+            c.pointer("/choices/0/delta/tool_calls/0/function/arguments")
+                .and_then(Value::as_str)
+        })
+        .collect();
+    assert_eq!(args, "{\"location\": \"San Francisco, CA\"}");
+}
+
+#[test]
+fn gemini_streams_to_openai() {
+    for case in ["stream_text", "stream_function_call", "stream_truncated"] {
+        let mut st = from_gemini::Stream::new(ctx(None));
+        let mut all =
+            run_stream::<g::Response>(&format!("gemini/{case}.sse"), |e| st.on_event(e), Vec::new);
+        all.extend(st.finish().into_iter().map(|o| match o {
+            StreamOut::Chunk(c) => serde_json::to_value(c).unwrap(),
+            StreamOut::Error(e) => serde_json::to_value(e).unwrap(),
+        }));
+        assert_json_snapshot!(format!("gemini_{case}.openai"), all);
+    }
+}
+
+#[test]
+fn errors_to_openai() {
+    let anth =
+        from_anthropic::error(529, fixture("anthropic/error_overloaded.json").as_bytes()).unwrap();
+    assert_json_snapshot!("anthropic_error_overloaded.openai", anth);
+    let gem = from_gemini::error(429, fixture("gemini/error_quota.json").as_bytes()).unwrap();
+    assert_json_snapshot!("gemini_error_quota.openai", gem);
+    assert!(from_anthropic::error(502, b"<html>bad gateway</html>").is_none());
+    assert!(from_gemini::error(502, b"").is_none());
+}
+
+#[test]
+fn unsupported_features_are_refused_by_name() {
+    let mut req = openai_request("openai/chat_json_schema.json");
+    req.n = Some(3);
+    let err = anthropic::from_openai::request(req, "m", 1024).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "n > 1 (several choices) is not supported by Anthropic models"
+    );
+    let mut req = openai_request("openai/chat_json_schema.json");
+    req.logit_bias = Some(serde_json::from_str("{\"50256\": -100}").unwrap());
+    let err = gemini::from_openai::request(req).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "logit_bias is not supported by Gemini models"
+    );
+}
