@@ -33,26 +33,29 @@ fn ctx(json_tool: Option<&str>) -> ResponseContext {
     }
 }
 
-/// Decodes an SSE fixture and runs it through a stream state, as the gateway does.
-fn run_stream<E: serde::de::DeserializeOwned>(
-    path: &str,
-    mut on: impl FnMut(E) -> Vec<StreamOut>,
-    finish: impl FnOnce() -> Vec<StreamOut>,
-) -> Vec<Value> {
-    let mut d = sse::Decoder::new();
-    let mut events = d.feed(fixture(path).as_bytes()).unwrap();
-    events.extend(d.finish());
-    let mut out: Vec<StreamOut> = Vec::new();
-    for ev in events {
-        out.extend(on(serde_json::from_str(&ev.data).unwrap()));
-    }
-    out.extend(finish());
+fn values(out: Vec<StreamOut>) -> Vec<Value> {
     out.into_iter()
         .map(|o| match o {
             StreamOut::Chunk(c) => serde_json::to_value(c).unwrap(),
             StreamOut::Error(e) => serde_json::to_value(e).unwrap(),
         })
         .collect()
+}
+
+/// Decodes an SSE fixture and runs each event through a stream state, as the gateway does.
+fn run_stream<E: serde::de::DeserializeOwned>(
+    path: &str,
+    mut on: impl FnMut(E) -> Vec<StreamOut>,
+) -> Vec<Value> {
+    let mut d = sse::Decoder::new();
+    let mut events = d.feed(fixture(path).as_bytes()).unwrap();
+    events.extend(d.finish());
+    values(
+        events
+            .into_iter()
+            .flat_map(|ev| on(serde_json::from_str(&ev.data).unwrap()))
+            .collect(),
+    )
 }
 
 fn openai_request(path: &str) -> o::ChatRequest {
@@ -147,17 +150,9 @@ fn gemini_responses_to_openai() {
 fn anthropic_streams_to_openai() {
     for case in ["stream_tool_use", "stream_error", "stream_truncated"] {
         let mut st = from_anthropic::Stream::new(ctx(None));
-        let chunks = run_stream::<a::StreamEvent>(
-            &format!("anthropic/{case}.sse"),
-            |e| st.on_event(e),
-            || Vec::new(),
-        );
-        let mut tail = st.finish();
-        let mut all = chunks;
-        all.extend(tail.drain(..).map(|o| match o {
-            StreamOut::Chunk(c) => serde_json::to_value(c).unwrap(),
-            StreamOut::Error(e) => serde_json::to_value(e).unwrap(),
-        }));
+        let mut all =
+            run_stream::<a::StreamEvent>(&format!("anthropic/{case}.sse"), |e| st.on_event(e));
+        all.extend(values(st.finish()));
         assert_json_snapshot!(format!("anthropic_{case}.openai"), all);
     }
 }
@@ -165,11 +160,7 @@ fn anthropic_streams_to_openai() {
 #[test]
 fn anthropic_tool_arguments_reassemble_exactly() {
     let mut st = from_anthropic::Stream::new(ctx(None));
-    let chunks = run_stream::<a::StreamEvent>(
-        "anthropic/stream_tool_use.sse",
-        |e| st.on_event(e),
-        Vec::new,
-    );
+    let chunks = run_stream::<a::StreamEvent>("anthropic/stream_tool_use.sse", |e| st.on_event(e));
     let args: String = chunks
         .iter()
         .filter_map(|c| {
@@ -184,12 +175,8 @@ fn anthropic_tool_arguments_reassemble_exactly() {
 fn gemini_streams_to_openai() {
     for case in ["stream_text", "stream_function_call", "stream_truncated"] {
         let mut st = from_gemini::Stream::new(ctx(None));
-        let mut all =
-            run_stream::<g::Response>(&format!("gemini/{case}.sse"), |e| st.on_event(e), Vec::new);
-        all.extend(st.finish().into_iter().map(|o| match o {
-            StreamOut::Chunk(c) => serde_json::to_value(c).unwrap(),
-            StreamOut::Error(e) => serde_json::to_value(e).unwrap(),
-        }));
+        let mut all = run_stream::<g::Response>(&format!("gemini/{case}.sse"), |e| st.on_event(e));
+        all.extend(values(st.finish()));
         assert_json_snapshot!(format!("gemini_{case}.openai"), all);
     }
 }
