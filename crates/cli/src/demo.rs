@@ -36,7 +36,7 @@ providers:
   - {{ name: demo-gemini, kind: gemini, base_url: "http://{mock}/v1beta", api_keys: [{UPSTREAM_KEY}] }}
 models:
   - {{ name: demo/gpt, targets: [{{ provider: demo-openai, model: gpt-4o-mini }}] }}
-  - {{ name: demo/claude, targets: [{{ provider: demo-anthropic, model: claude-sonnet-4-5 }}] }}
+  - {{ name: demo/claude, targets: [{{ provider: demo-anthropic, model: claude-haiku-4-5 }}] }}
   - {{ name: demo/gemini, targets: [{{ provider: demo-gemini, model: gemini-2.5-flash }}] }}
   - {{ name: demo/embedding, targets: [{{ provider: demo-openai, model: text-embedding-3-small }}] }}
   - {{ name: demo/gemini-embedding, targets: [{{ provider: demo-gemini, model: gemini-embedding-001 }}] }}

@@ -21,7 +21,7 @@ fn fail(status: u16, message: &str, retry_after: u32) -> Response {
         503 | 529 => "overloaded_error",
         _ => "api_error",
     };
-    let body = json!({"type": "error", "error": {"type": kind, "message": message}});
+    let body = json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_mock"});
     reply::error(status, &body, retry_after)
 }
 
@@ -60,7 +60,13 @@ fn tool_to_call(req: &Value) -> Option<(String, Value)> {
 }
 
 pub(crate) async fn messages(AxState(state): State, headers: HeaderMap, body: Bytes) -> Response {
-    if !reply::key_ok(state.expect_key.as_deref(), &headers, &["x-api-key"], None) {
+    // The API takes `x-api-key` or, as the 2.x SDKs send it, `Authorization: Bearer`.
+    if !reply::key_ok(
+        state.expect_key.as_deref(),
+        &headers,
+        &["x-api-key", "authorization"],
+        None,
+    ) {
         return fail(401, "invalid x-api-key", 0);
     }
     if !headers.contains_key("anthropic-version") {
@@ -126,8 +132,12 @@ pub(crate) async fn messages(AxState(state): State, headers: HeaderMap, body: By
     } else {
         "end_turn"
     };
-    let usage = json!({"input_tokens": plan.prompt_tokens, "output_tokens": plan.completion_tokens,
-                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
+    let usage = |output: u64| {
+        json!({"input_tokens": plan.prompt_tokens, "output_tokens": output,
+               "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "cache_creation": null,
+               "inference_geo": null, "output_tokens_details": null, "server_tool_use": null,
+               "service_tier": "standard"})
+    };
     let thought = "Let me think about this.";
 
     if !stream {
@@ -138,14 +148,14 @@ pub(crate) async fn messages(AxState(state): State, headers: HeaderMap, body: By
             );
         }
         content.push(match &plan.tool {
-            Some((name, args)) => {
-                json!({"type": "tool_use", "id": "toolu_mock0", "name": name, "input": args})
-            }
-            None => json!({"type": "text", "text": plan.text()}),
+            Some((name, args)) => json!({"type": "tool_use", "id": "toolu_mock0", "name": name,
+                                         "input": args, "caller": {"type": "direct"}}),
+            None => json!({"type": "text", "text": plan.text(), "citations": null}),
         });
         return reply::json(&json!({
             "id": id, "type": "message", "role": "assistant", "model": model, "content": content,
-            "stop_reason": stop_reason, "stop_sequence": null, "usage": usage
+            "stop_reason": stop_reason, "stop_sequence": null, "stop_details": null, "container": null,
+            "usage": usage(plan.completion_tokens)
         }));
     }
 
@@ -154,9 +164,8 @@ pub(crate) async fn messages(AxState(state): State, headers: HeaderMap, body: By
             "message_start",
             &json!({"type": "message_start", "message": {
             "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": plan.prompt_tokens, "output_tokens": 1,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+            "stop_reason": null, "stop_sequence": null, "stop_details": null, "container": null,
+            "usage": usage(1)}}),
         ),
         reply::event("ping", &json!({"type": "ping"})),
     ];
@@ -186,7 +195,8 @@ pub(crate) async fn messages(AxState(state): State, headers: HeaderMap, body: By
     match &plan.tool {
         Some((name, _)) => {
             frames.push(reply::event("content_block_start", &json!({"type": "content_block_start", "index": index,
-                "content_block": {"type": "tool_use", "id": "toolu_mock0", "name": name, "input": {}}})));
+                "content_block": {"type": "tool_use", "id": "toolu_mock0", "name": name, "input": {},
+                                  "caller": {"type": "direct"}}})));
             for piece in &plan.pieces {
                 frames.push(reply::event(
                     "content_block_delta",
@@ -199,7 +209,7 @@ pub(crate) async fn messages(AxState(state): State, headers: HeaderMap, body: By
             frames.push(reply::event(
                 "content_block_start",
                 &json!({"type": "content_block_start", "index": index,
-                "content_block": {"type": "text", "text": ""}}),
+                "content_block": {"type": "text", "text": "", "citations": null}}),
             ));
             for piece in &plan.pieces {
                 frames.push(reply::event(
@@ -217,8 +227,11 @@ pub(crate) async fn messages(AxState(state): State, headers: HeaderMap, body: By
     frames.push(reply::event(
         "message_delta",
         &json!({"type": "message_delta",
-        "delta": {"stop_reason": stop_reason, "stop_sequence": null},
-        "usage": {"output_tokens": plan.completion_tokens}}),
+        "delta": {"stop_reason": stop_reason, "stop_sequence": null, "stop_details": null,
+                  "container": null},
+        "usage": {"input_tokens": plan.prompt_tokens, "output_tokens": plan.completion_tokens,
+                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                  "output_tokens_details": null, "server_tool_use": null}}),
     ));
     frames.push(reply::event(
         "message_stop",

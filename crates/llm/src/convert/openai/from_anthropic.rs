@@ -186,11 +186,18 @@ impl Stream {
             },
             a::StreamEvent::ContentBlockStop { .. } | a::StreamEvent::Ping => Vec::new(),
             a::StreamEvent::MessageDelta { delta: d, usage } => {
+                // message_delta usage is cumulative; fields it leaves out keep message_start's values.
                 if let Some(u) = usage {
                     self.usage.output_tokens = u.output_tokens;
                     if u.input_tokens > 0 {
                         self.usage.input_tokens = u.input_tokens;
                     }
+                    self.usage.cache_read_input_tokens = u
+                        .cache_read_input_tokens
+                        .or(self.usage.cache_read_input_tokens);
+                    self.usage.cache_creation_input_tokens = u
+                        .cache_creation_input_tokens
+                        .or(self.usage.cache_creation_input_tokens);
                 }
                 let reason = match d.stop_reason.as_deref() {
                     Some("tool_use") if self.json_block.is_some() && self.tools.is_empty() => {
