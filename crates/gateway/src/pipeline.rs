@@ -76,8 +76,15 @@ pub fn plan_route(snap: &Snapshot, model: &str) -> Result<Target, GatewayError> 
 enum Translation {
     PassThrough,
     Anthropic(ResponseContext),
-    Gemini(ResponseContext),
-    GeminiEmbeddings { prompt_tokens: u64, base64: bool },
+    /// The client's body is kept (a reference count, not a copy) to count usage if Gemini sends none.
+    Gemini {
+        ctx: ResponseContext,
+        client_body: Bytes,
+    },
+    GeminiEmbeddings {
+        prompt_tokens: u64,
+        base64: bool,
+    },
 }
 
 /// The upstream request body and what the response side needs to know.
@@ -144,7 +151,12 @@ fn translate_request(
         }
         (Surface::Chat, Dialect::Gemini) => {
             let req: openai::ChatRequest = parse_typed(&call.body)?;
-            let ctx = response_context(&req, target);
+            let mut ctx = response_context(&req, target);
+            // Gemini may send no usage; count the prompt up front only when a stream's client
+            // asked for usage (a non-streamed answer without usage is counted when it arrives).
+            if envelope.stream && ctx.include_usage {
+                ctx.prompt_tokens = Some(tokens::count_chat(&req).0);
+            }
             let (body, notes) = convert::gemini::from_openai::request(req).map_err(llm_err)?;
             Ok(Outbound {
                 op: Op::Chat {
@@ -152,7 +164,10 @@ fn translate_request(
                 },
                 body: to_bytes(&body),
                 stream: envelope.stream,
-                translation: Translation::Gemini(ctx),
+                translation: Translation::Gemini {
+                    ctx,
+                    client_body: call.body.clone(),
+                },
                 dropped: notes.dropped,
             })
         }
@@ -193,6 +208,7 @@ fn response_context(req: &openai::ChatRequest, target: &Target) -> ResponseConte
         created: convert::unix_now(),
         json_tool: None,
         include_usage: req.wants_stream_usage(),
+        prompt_tokens: None,
     }
 }
 
@@ -238,7 +254,9 @@ async fn respond(
             Translation::Anthropic(ctx) => {
                 Translator::Anthropic(Box::new(from_anthropic::Stream::new(ctx)))
             }
-            Translation::Gemini(ctx) => Translator::Gemini(Box::new(from_gemini::Stream::new(ctx))),
+            Translation::Gemini { ctx, .. } => {
+                Translator::Gemini(Box::new(from_gemini::Stream::new(ctx)))
+            }
         };
         let mut r = Response::new(stream::body(resp, translator, up, deadline));
         r.headers_mut()
@@ -262,8 +280,15 @@ async fn respond(
                     serde_json::from_slice(&body).map_err(malformed)?;
                 to_bytes(&from_anthropic::response(parsed, &ctx))
             }
-            Translation::Gemini(ctx) => {
+            Translation::Gemini {
+                mut ctx,
+                client_body,
+            } => {
                 let parsed: gemini::Response = serde_json::from_slice(&body).map_err(malformed)?;
+                if parsed.usage_metadata.is_none() {
+                    let req: openai::ChatRequest = parse_typed(&client_body)?;
+                    ctx.prompt_tokens = Some(tokens::count_chat(&req).0);
+                }
                 to_bytes(&from_gemini::response(parsed, &ctx))
             }
             Translation::GeminiEmbeddings {
@@ -313,7 +338,7 @@ fn upstream_error(
     let translated = match translation {
         Translation::PassThrough => serde_json::from_slice::<openai::ErrorBody>(body).ok(),
         Translation::Anthropic(_) => from_anthropic::error(status, body),
-        Translation::Gemini(_) | Translation::GeminiEmbeddings { .. } => {
+        Translation::Gemini { .. } | Translation::GeminiEmbeddings { .. } => {
             from_gemini::error(status, body)
         }
     };

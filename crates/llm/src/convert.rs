@@ -78,6 +78,9 @@ pub struct ResponseContext {
     pub json_tool: Option<String>,
     /// Whether the client asked for a final usage chunk.
     pub include_usage: bool,
+    /// Prompt tokens counted by Gatehouse, reported (with counted output) when the upstream
+    /// gives no usage.
+    pub prompt_tokens: Option<u64>,
 }
 
 /// One thing a translated stream emits to an OpenAI client.

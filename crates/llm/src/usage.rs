@@ -4,7 +4,27 @@
 //! `completion_tokens`; Anthropic reports cache reads and writes beside `input_tokens`, Gemini
 //! reports thoughts beside `candidatesTokenCount`. The sums below keep OpenAI's meaning.
 
+use crate::tokens;
 use crate::types::{anthropic, gemini, openai};
+
+/// Usage counted by Gatehouse for a response whose upstream reported none: the given prompt
+/// count, and the output text and tool arguments of every choice counted for `model`.
+pub fn estimate(model: &str, prompt_tokens: u64, resp: &openai::ChatResponse) -> openai::Usage {
+    let completion = resp
+        .choices
+        .iter()
+        .map(|c| {
+            let m = &c.message;
+            let mut n = tokens::count_text(model, m.content.as_deref().unwrap_or_default()).0;
+            n += tokens::count_text(model, m.reasoning_content.as_deref().unwrap_or_default()).0;
+            for call in m.tool_calls.iter().flatten() {
+                n += tokens::count_text(model, &call.function.arguments).0;
+            }
+            n
+        })
+        .sum();
+    openai::Usage::new(prompt_tokens, completion, 0, 0)
+}
 
 /// Anthropic usage → OpenAI usage (prompt includes cache reads and cache writes).
 pub fn from_anthropic(u: &anthropic::Usage) -> openai::Usage {

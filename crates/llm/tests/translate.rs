@@ -30,6 +30,7 @@ fn ctx(json_tool: Option<&str>) -> ResponseContext {
         created: 1_700_000_000,
         json_tool: json_tool.map(str::to_owned),
         include_usage: true,
+        prompt_tokens: None,
     }
 }
 
@@ -208,4 +209,30 @@ fn unsupported_features_are_refused_by_name() {
         err.to_string(),
         "logit_bias is not supported by Gemini models"
     );
+}
+
+#[test]
+fn gemini_without_usage_gets_counted_usage() {
+    let mut resp: g::Response =
+        serde_json::from_str(&fixture("gemini/response_function_call.json")).unwrap();
+    resp.usage_metadata = None;
+    let counted = ResponseContext {
+        prompt_tokens: Some(40),
+        ..ctx(None)
+    };
+    let usage = from_gemini::response(resp.clone(), &counted).usage.unwrap();
+    assert_eq!(usage.prompt_tokens, 40);
+    // The two calls' arguments, {"city":"Paris"} and {}, counted with the estimator.
+    assert!(usage.completion_tokens > 0 && usage.total_tokens == 40 + usage.completion_tokens);
+    assert!(
+        from_gemini::response(resp, &ctx(None)).usage.is_none(),
+        "no count asked for, none made up"
+    );
+
+    let mut st = from_gemini::Stream::new(counted);
+    let text = r#"{"candidates": [{"content": {"parts": [{"text": "hello world"}], "role": "model"}, "finishReason": "STOP", "index": 0}]}"#;
+    st.on_event(serde_json::from_str(text).unwrap());
+    let last = values(st.finish()).pop().unwrap();
+    assert_eq!(last["usage"]["prompt_tokens"], 40);
+    assert_eq!(last["usage"]["completion_tokens"], 2);
 }

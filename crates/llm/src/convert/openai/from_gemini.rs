@@ -82,7 +82,7 @@ pub fn response(resp: g::Response, ctx: &ResponseContext) -> o::ChatResponse {
             }
         })
         .collect();
-    o::ChatResponse {
+    let mut out = o::ChatResponse {
         id,
         object: "chat.completion".into(),
         created: ctx.created,
@@ -90,7 +90,13 @@ pub fn response(resp: g::Response, ctx: &ResponseContext) -> o::ChatResponse {
         choices,
         usage: resp.usage_metadata.as_ref().map(usage::from_gemini),
         system_fingerprint: None,
+    };
+    if out.usage.is_none() {
+        if let Some(prompt) = ctx.prompt_tokens {
+            out.usage = Some(usage::estimate(&ctx.model, prompt, &out));
+        }
     }
+    out
 }
 
 /// Per-choice progress of a Gemini stream.
@@ -108,6 +114,8 @@ pub struct Stream {
     id: Option<String>,
     choices: BTreeMap<u32, ChoiceState>,
     usage: Option<g::UsageMetadata>,
+    /// Output so far, kept only when a usage estimate may be needed (`ctx.prompt_tokens`).
+    generated: String,
     done: bool,
 }
 
@@ -118,6 +126,7 @@ impl Stream {
             id: None,
             choices: BTreeMap::new(),
             usage: None,
+            generated: String::new(),
             done: false,
         }
     }
@@ -142,6 +151,13 @@ impl Stream {
             }
             let mut calls = Vec::new();
             for part in cand.content.map(|c| c.parts).unwrap_or_default() {
+                if self.ctx.prompt_tokens.is_some() {
+                    self.generated
+                        .push_str(part.text.as_deref().unwrap_or_default());
+                    if let Some(call) = &part.function_call {
+                        self.generated.push_str(&call.args.to_string());
+                    }
+                }
                 if let Some(call) = part.function_call {
                     let n = state.tool_calls;
                     state.tool_calls += 1;
@@ -196,17 +212,19 @@ impl Stream {
         if !self.ctx.include_usage {
             return Vec::new();
         }
-        let u = self
-            .usage
-            .as_ref()
-            .map(usage::from_gemini)
-            .unwrap_or_default();
-        vec![StreamOut::Chunk(usage_chunk(&self.ctx, &id, u))]
+        vec![StreamOut::Chunk(usage_chunk(&self.ctx, &id, self.usage()))]
     }
 
-    /// Usage seen so far (for accounting of streams cut short).
-    pub fn usage(&self) -> Option<o::Usage> {
-        self.usage.as_ref().map(usage::from_gemini)
+    /// Usage so far: the upstream's, else counted when `ctx.prompt_tokens` is set, else zero.
+    pub fn usage(&self) -> o::Usage {
+        match (&self.usage, self.ctx.prompt_tokens) {
+            (Some(u), _) => usage::from_gemini(u),
+            (None, Some(prompt)) => {
+                let completion = crate::tokens::count_text(&self.ctx.model, &self.generated).0;
+                o::Usage::new(prompt, completion, 0, 0)
+            }
+            (None, None) => o::Usage::default(),
+        }
     }
 }
 
