@@ -206,3 +206,26 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes at all get an answer (an envelope or a named error), never a panic, and a
+        /// rewrite of any envelope found keeps the body valid JSON with the new model.
+        #[test]
+        fn any_body_is_parsed_or_refused(prefix in proptest::collection::vec(any::<u8>(), 0..64), model in "\\PC{0,12}") {
+            let _ = Envelope::parse(&prefix);
+            let body = serde_json::json!({"model": model, "x": String::from_utf8_lossy(&prefix)}).to_string();
+            let bytes = Bytes::from(body);
+            if let Ok(env) = Envelope::parse(&bytes) {
+                let out = env.with_model(&bytes, "new/model \"q\"");
+                let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+                prop_assert_eq!(&v["model"], "new/model \"q\"");
+                prop_assert_eq!(&v["x"], &serde_json::Value::from(String::from_utf8_lossy(&prefix).into_owned()));
+            }
+        }
+    }
+}

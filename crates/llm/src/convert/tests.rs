@@ -203,3 +203,116 @@ fn gemini_tool_result_for_an_unknown_call_is_refused() {
         "{err}"
     );
 }
+
+/// Any JSON value, a few levels deep.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "[a-z_ ]{0,8}".prop_map(Value::from),
+        prop_oneof![
+            Just("user"),
+            Just("assistant"),
+            Just("tool"),
+            Just("system"),
+            Just("function"),
+            Just("text"),
+            Just("image_url"),
+            Just("none"),
+            Just("auto"),
+            Just("required"),
+            Just("json_schema")
+        ]
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("role"),
+                    Just("content"),
+                    Just("type"),
+                    Just("text"),
+                    Just("tool_calls"),
+                    Just("id"),
+                    Just("function"),
+                    Just("name"),
+                    Just("arguments"),
+                    Just("tool_call_id"),
+                    Just("image_url"),
+                    Just("url"),
+                    Just("parameters"),
+                    Just("json_schema"),
+                    Just("schema"),
+                    Just("x")
+                ]
+                .prop_map(str::to_owned),
+                inner,
+                0..5
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    /// Nothing a client sends can panic the translators: a request either parses and translates
+    /// (or is refused with an error), or fails to parse.
+    #[test]
+    fn arbitrary_requests_never_panic_a_translator(
+        messages in proptest::collection::vec(any_json(), 0..5),
+        tools in any_json(),
+        tool_choice in any_json(),
+        response_format in any_json(),
+        n in any_json(),
+        effort in any_json(),
+    ) {
+        let body = json!({"model": "m", "messages": messages, "tools": tools, "tool_choice": tool_choice,
+                          "response_format": response_format, "n": n, "reasoning_effort": effort});
+        if let Ok(req) = serde_json::from_value::<o::ChatRequest>(body) {
+            let _ = super::anthropic::from_openai::request(req.clone(), "m", 1024);
+            let _ = super::gemini::from_openai::request(req.clone());
+            let _ = crate::tokens::count_chat(&req);
+        }
+    }
+
+    /// Upstream stream events in any order never panic a stream state.
+    #[test]
+    fn anthropic_events_in_any_order_never_panic(events in proptest::collection::vec((0usize..8, 0u32..3, "[a-z{}\":]{0,6}"), 0..20)) {
+        let mut st = super::openai::from_anthropic::Stream::new(super::ResponseContext {
+            model: "m".into(), created: 0, json_tool: Some("json_response".into()), include_usage: true, prompt_tokens: None,
+        });
+        for (kind, index, text) in events {
+            let ev = match kind {
+                0 => json!({"type": "message_start", "message": {"id": "x", "type": "message", "role": "assistant", "content": [], "model": "m", "stop_reason": null, "usage": {"input_tokens": 1, "output_tokens": 1}}}),
+                1 => json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": "t", "name": if index == 0 { "json_response" } else { "f" }, "input": {}}}),
+                2 => json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": text}}),
+                3 => json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": text}}),
+                4 => json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}),
+                5 => json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 3}}),
+                6 => json!({"type": "message_stop"}),
+                _ => json!({"type": "error", "error": {"type": "overloaded_error", "message": text}}),
+            };
+            let _ = st.on_event(serde_json::from_value(ev).unwrap());
+        }
+        let _ = st.finish();
+    }
+
+    #[test]
+    fn gemini_chunks_in_any_order_never_panic(chunks in proptest::collection::vec(any_json(), 0..6)) {
+        let mut st = super::openai::from_gemini::Stream::new(super::ResponseContext {
+            model: "m".into(), created: 0, json_tool: None, include_usage: true, prompt_tokens: Some(3),
+        });
+        for c in chunks {
+            if let Ok(ev) = serde_json::from_value(json!({"candidates": [{"content": {"parts": [c]}, "index": 0}]})) {
+                let _ = st.on_event(ev);
+            }
+        }
+        let _ = st.finish();
+    }
+}
