@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
-use crate::call::{Call, RequestId, Surface};
+use crate::call::{RequestId, Surface};
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
 use crate::{models, pipeline};
@@ -22,11 +22,9 @@ async fn proxy(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let call = match Call::read(id, surface, headers, body, snap.max_body).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    pipeline::run(snap, call).await.into_response()
+    pipeline::run(snap, id, surface, headers, body)
+        .await
+        .into_response()
 }
 
 pub(crate) async fn chat(

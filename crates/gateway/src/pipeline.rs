@@ -16,24 +16,32 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::de::IgnoredAny;
 use tokio::time::Instant;
 
-use crate::call::{Call, Envelope, Surface};
+use crate::call::{Call, Envelope, RequestId, Surface};
 use crate::error::GatewayError;
 use crate::providers::{self, Op};
 use crate::snapshot::{Principal, Snapshot, Target};
 use crate::stream::{self, Translator};
 
 /// Runs one call through the pipeline.
-pub async fn run(snap: &Snapshot, call: Call) -> Result<Response, GatewayError> {
-    // 1. authenticate: the key names the caller.
-    let principal = authenticate(snap, &call.headers)?;
-    // 2. read the envelope: the model and the stream flag, without building the rest of the body.
+pub async fn run(
+    snap: &Snapshot,
+    id: RequestId,
+    surface: Surface,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, GatewayError> {
+    // 1. authenticate: the key names the caller, before a byte of the body is read.
+    let principal = authenticate(snap, &headers)?;
+    // 2. read the body, refusing it as soon as it passes `server.max_body`.
+    let call = Call::read(id, surface, headers, body, snap.max_body).await?;
+    // 3. read the envelope: the model and the stream flag, without building the rest of the body.
     let envelope = Envelope::parse(&call.body)?;
-    // 3. plan the route: logical model or `provider/model` → one target.
+    // 4. plan the route: logical model or `provider/model` → one target.
     let target = plan_route(snap, &envelope.model)?;
     tracing::debug!(key = %principal.key_name, model = %envelope.model, provider = %target.upstream.cfg.name, "routed");
-    // 4. translate the request into the provider's dialect, or pass it through.
+    // 5. translate the request into the provider's dialect, or pass it through.
     let outbound = translate_request(snap, &call, &envelope, &target)?;
-    // 5. dispatch: send upstream and wait for its response headers.
+    // 6. dispatch: send upstream and wait for its response headers.
     let deadline = Instant::now() + target.upstream.cfg.timeouts.total;
     let req = providers::request(
         &target.upstream,
@@ -43,7 +51,7 @@ pub async fn run(snap: &Snapshot, call: Call) -> Result<Response, GatewayError> 
         &call.id.0,
     );
     let upstream = target.upstream.send(req).await?;
-    // 6. respond: upstream errors in the client's shape, bodies and streams translated back.
+    // 7. respond: upstream errors in the client's shape, bodies and streams translated back.
     respond(&target, outbound, upstream, deadline).await
 }
 

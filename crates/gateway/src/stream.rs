@@ -246,6 +246,11 @@ impl Driver {
 
     fn fail(&mut self, kind: &str, code: &str, message: String) {
         self.done = true;
+        // Pass-through bytes may have stopped mid-event; close it so the error event parses.
+        if matches!(self.translator, Translator::PassThrough { .. }) && !self.decoder.at_boundary()
+        {
+            self.pending.push_back(Bytes::from_static(b"\n\n"));
+        }
         self.pending.push_back(error_event(&openai::ErrorBody::new(
             message,
             kind,

@@ -56,6 +56,12 @@ impl Decoder {
         Ok(events)
     }
 
+    /// True when no partial line or unfinished event is buffered (the input is at an event
+    /// boundary).
+    pub fn at_boundary(&self) -> bool {
+        self.buf.is_empty() && self.data.is_none() && self.event.is_none()
+    }
+
     /// Ends the input: an event not yet closed by a blank line is returned if it has data.
     pub fn finish(&mut self) -> Option<Event> {
         if !self.buf.is_empty() {
@@ -157,6 +163,18 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_decoder_knows_when_it_is_mid_event() {
+        let mut d = Decoder::new();
+        assert!(d.at_boundary());
+        d.feed(b"data: {\"a\"").unwrap();
+        assert!(!d.at_boundary());
+        d.feed(b": 1}\n").unwrap();
+        assert!(!d.at_boundary(), "data seen but the event is not closed");
+        d.feed(b"\n").unwrap();
+        assert!(d.at_boundary());
     }
 
     #[test]

@@ -224,3 +224,22 @@ async fn legacy_completions_pass_through_to_openai() {
     assert_eq!(body["object"], "text_completion");
     assert_eq!(body["choices"][0]["finish_reason"], "length");
 }
+
+#[tokio::test]
+async fn the_listener_speaks_http2_as_well_as_http1() {
+    let env = start(&[], "").await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let resp = h2
+        .post(format!("{}/chat/completions", env.base))
+        .bearer_auth(crate::harness::KEY)
+        .json(&json!({ "model": "claude", "messages": user("hi"), "stream": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    let text = resp.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+}

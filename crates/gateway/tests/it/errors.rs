@@ -133,6 +133,15 @@ async fn a_body_over_the_limit_is_413_whether_declared_or_streamed() {
         .await
         .unwrap();
     assert_eq!(error_of(resp).await.0, 413);
+    // Without a key nothing is read: the answer is 401, whatever the size.
+    let resp = env
+        .http
+        .post(format!("{}/chat/completions", env.base))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resp).await.0, 401);
 }
 
 #[tokio::test]

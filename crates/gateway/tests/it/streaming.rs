@@ -159,3 +159,24 @@ async fn a_client_that_disconnects_cancels_the_upstream_stream() {
         env.mock_stats().await
     );
 }
+
+#[tokio::test]
+async fn a_long_stream_is_cut_by_the_total_timeout() {
+    // 16 chunks 100 ms apart would take 1.6 s; the total budget is 500 ms.
+    let long = ["{ name: long, kind: openai, base_url: 'http://{mock}/v1', api_keys: [upstream-key], headers: { x-mock-chunk-delay-ms: '100' }, timeouts: { total: 500ms } }"];
+    let env = start(&long, "").await;
+    let lines = env
+        .stream(json!({ "model": "long/m", "messages": user("hello"), "stream": true }))
+        .await;
+    let last: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_timeout", "{last}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timeouts.total"),
+        "{last}"
+    );
+    // Pass-through chunks before the cut arrived intact, each one valid JSON.
+    assert!(lines.len() > 2);
+}
