@@ -149,3 +149,18 @@ def test_mock_gemini_matches_the_spec(mock, extra):
     emb = httpx.post(f"{base}:batchEmbedContents", headers=headers,
                      json={"requests": [{"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "a"}]}}]})
     check(gemini_validator("BatchEmbedContentsResponse"), emb.json())
+
+
+@pytest.mark.parametrize("path", sorted(SNAPSHOTS.glob("translate__*.openai.snap")), ids=lambda p: p.stem)
+def test_translator_outputs_match_openai_schemas(path):
+    """Every reviewed snapshot of a translation into OpenAI: responses, stream chunks and errors."""
+    value = json.loads(path.read_text().split("---", 2)[2])
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if "error" in item:
+            schema = "ErrorResponse"
+        elif item.get("object") == "chat.completion.chunk":
+            schema = "CreateChatCompletionStreamResponse"
+        else:
+            schema = "CreateChatCompletionResponse"
+        check(openapi_validator("openai", schema), item)

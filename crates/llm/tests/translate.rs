@@ -137,7 +137,11 @@ fn anthropic_responses_to_openai() {
 
 #[test]
 fn gemini_responses_to_openai() {
-    for case in ["response_text", "response_function_call"] {
+    for case in [
+        "response_text",
+        "response_function_call",
+        "response_logprobs",
+    ] {
         let resp: g::Response =
             serde_json::from_str(&fixture(&format!("gemini/{case}.json"))).unwrap();
         assert_json_snapshot!(

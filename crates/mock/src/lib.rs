@@ -43,6 +43,8 @@ pub struct Stats {
     pub streams_finished: AtomicU64,
     /// Streams whose client went away before the last frame was sent.
     pub streams_aborted: AtomicU64,
+    /// Requests whose client went away before the answer's headers were sent.
+    pub requests_cancelled: AtomicU64,
 }
 
 impl Stats {
@@ -53,6 +55,7 @@ impl Stats {
             "streams_started": get(&self.streams_started),
             "streams_finished": get(&self.streams_finished),
             "streams_aborted": get(&self.streams_aborted),
+            "requests_cancelled": get(&self.requests_cancelled),
         })
     }
 }
@@ -84,10 +87,33 @@ async fn count(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    if req.uri().path() != "/mock/stats" {
-        state.stats.requests.fetch_add(1, Ordering::Relaxed);
+    if req.uri().path() == "/mock/stats" {
+        return next.run(req).await;
     }
-    next.run(req).await
+    state.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let mut pending = Pending {
+        stats: Arc::clone(&state.stats),
+        answered: false,
+    };
+    let resp = next.run(req).await;
+    pending.answered = true;
+    resp
+}
+
+/// Counts a request as cancelled if its handler is dropped before it answers.
+struct Pending {
+    stats: Arc<Stats>,
+    answered: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.stats
+                .requests_cancelled
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Serves the mock on `listener` until `shutdown` resolves.

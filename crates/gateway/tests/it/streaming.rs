@@ -180,3 +180,30 @@ async fn a_long_stream_is_cut_by_the_total_timeout() {
     // Pass-through chunks before the cut arrived intact, each one valid JSON.
     assert!(lines.len() > 2);
 }
+
+#[tokio::test]
+async fn a_client_that_gives_up_on_a_non_streamed_call_cancels_the_upstream_request() {
+    let slow = ["{ name: slow, kind: anthropic, base_url: 'http://{mock}/v1', api_keys: [upstream-key], headers: { x-mock-latency-ms: '3000' } }"];
+    let env = start(&slow, "").await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let res = impatient
+        .post(format!("{}/chat/completions", env.base))
+        .bearer_auth(crate::harness::KEY)
+        .json(&json!({ "model": "slow/m", "messages": user("hello") }))
+        .send()
+        .await;
+    assert!(res.is_err(), "the client timed out");
+    for _ in 0..100 {
+        if env.mock_stats().await["requests_cancelled"] == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "the upstream request was not cancelled: {}",
+        env.mock_stats().await
+    );
+}

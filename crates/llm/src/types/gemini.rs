@@ -184,6 +184,33 @@ pub struct Candidate {
     pub finish_reason: Option<String>,
     #[serde(default)]
     pub index: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs_result: Option<LogprobsResult>,
+}
+
+/// Per-token log probabilities, when the request set `responseLogprobs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogprobsResult {
+    #[serde(default)]
+    pub top_candidates: Vec<TopCandidates>,
+    #[serde(default)]
+    pub chosen_candidates: Vec<LogprobsCandidate>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TopCandidates {
+    #[serde(default)]
+    pub candidates: Vec<LogprobsCandidate>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogprobsCandidate {
+    #[serde(default)]
+    pub token: String,
+    #[serde(default)]
+    pub log_probability: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -30,6 +30,27 @@ pub fn finish_reason(reason: &str, has_tool_calls: bool) -> &'static str {
     }
 }
 
+/// Gemini `logprobsResult` → OpenAI `logprobs` (`{"content": [{token, logprob, bytes, top_logprobs}]}`).
+pub fn logprobs(r: &g::LogprobsResult) -> serde_json::Value {
+    let entry = |c: &g::LogprobsCandidate| serde_json::json!({"token": c.token, "logprob": c.log_probability, "bytes": c.token.as_bytes()});
+    let content: Vec<serde_json::Value> = r
+        .chosen_candidates
+        .iter()
+        .enumerate()
+        .map(|(i, chosen)| {
+            let top: Vec<serde_json::Value> = r
+                .top_candidates
+                .get(i)
+                .map(|t| t.candidates.iter().map(entry).collect())
+                .unwrap_or_default();
+            let mut e = entry(chosen);
+            e["top_logprobs"] = serde_json::Value::from(top);
+            e
+        })
+        .collect();
+    serde_json::json!({"content": content, "refusal": null})
+}
+
 /// A tool call id for Gemini calls, which often carry none: stable within one response.
 fn call_id(response_id: &str, choice: u32, n: usize) -> String {
     format!("call_{response_id}_{choice}_{n}")
@@ -44,6 +65,7 @@ pub fn response(resp: g::Response, ctx: &ResponseContext) -> o::ChatResponse {
         .enumerate()
         .map(|(i, cand)| {
             let index = cand.index.unwrap_or(u32::try_from(i).unwrap_or(0));
+            let choice_logprobs = cand.logprobs_result.as_ref().map(logprobs);
             let mut content = String::new();
             let mut reasoning = String::new();
             let mut tool_calls = Vec::new();
@@ -78,7 +100,7 @@ pub fn response(resp: g::Response, ctx: &ResponseContext) -> o::ChatResponse {
                     tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
                     reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
                 },
-                logprobs: None,
+                logprobs: choice_logprobs,
             }
         })
         .collect();
@@ -143,6 +165,7 @@ impl Stream {
         let mut out = Vec::new();
         for (i, cand) in event.candidates.into_iter().enumerate() {
             let index = cand.index.unwrap_or(u32::try_from(i).unwrap_or(0));
+            let chunk_logprobs = cand.logprobs_result.as_ref().map(logprobs);
             let state = self.choices.entry(index).or_default();
             let mut delta = o::Delta::default();
             if !state.started {
@@ -187,9 +210,11 @@ impl Stream {
                 finish_reason(r, state.tool_calls > 0).to_owned()
             });
             if delta != o::Delta::default() || finish.is_some() {
-                out.push(StreamOut::Chunk(delta_chunk(
-                    &self.ctx, &id, index, delta, finish,
-                )));
+                let mut chunk = delta_chunk(&self.ctx, &id, index, delta, finish);
+                if let Some(choice) = chunk.choices.first_mut() {
+                    choice.logprobs = chunk_logprobs;
+                }
+                out.push(StreamOut::Chunk(chunk));
             }
         }
         out
