@@ -6,7 +6,6 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{json, Value};
 
-use crate::knobs::Fault;
 use crate::reply::{self, Plan};
 use crate::State;
 
@@ -72,13 +71,9 @@ pub(crate) async fn messages(AxState(state): State, headers: HeaderMap, body: By
     if !headers.contains_key("anthropic-version") {
         return fail(400, "anthropic-version: header is required", 0);
     }
-    let knobs = match state.knobs.with_headers(&headers) {
-        Ok(k) => k,
-        Err(e) => return fail(400, &e, 0),
-    };
-    let req: Value = match serde_json::from_slice(&body) {
+    let (req, knobs) = match reply::prepare(&state, &headers, &body, fail) {
         Ok(v) => v,
-        Err(e) => return fail(400, &format!("invalid JSON body: {e}"), 0),
+        Err(r) => return *r,
     };
     let Some(max_tokens) = req.get("max_tokens").and_then(Value::as_u64) else {
         return fail(400, "max_tokens: Field required", 0);
@@ -96,14 +91,8 @@ pub(crate) async fn messages(AxState(state): State, headers: HeaderMap, body: By
         }
     }
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    reply::delay(&knobs).await;
-    match knobs.fault {
-        Some(Fault::Status(s)) => {
-            return fail(s, &format!("mock fault: status {s}"), knobs.retry_after)
-        }
-        Some(Fault::Malformed) if !stream => return reply::malformed(),
-        Some(Fault::Drop) if !stream => return reply::dropped(),
-        _ => {}
+    if let Some(r) = reply::fault(&knobs, stream, fail).await {
+        return r;
     }
 
     let model = req
@@ -237,10 +226,5 @@ pub(crate) async fn messages(AxState(state): State, headers: HeaderMap, body: By
         "message_stop",
         &json!({"type": "message_stop"}),
     ));
-    reply::sse(
-        frames,
-        &knobs,
-        knobs.fault == Some(Fault::Drop),
-        &state.stats,
-    )
+    reply::sse(frames, &knobs, &state.stats)
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{json, Value};
 
-use crate::knobs::{Fault, Knobs};
+use crate::knobs::Knobs;
 use crate::reply::{self, Plan};
 use crate::State;
 
@@ -47,23 +47,13 @@ pub(crate) async fn dispatch(
     ) {
         return fail(401, "API key not valid. Please pass a valid API key.", 0);
     }
-    let knobs = match state.knobs.with_headers(&headers) {
-        Ok(k) => k,
-        Err(e) => return fail(400, &e, 0),
-    };
-    let req: Value = match serde_json::from_slice(&body) {
+    let (req, knobs) = match reply::prepare(&state, &headers, &body, fail) {
         Ok(v) => v,
-        Err(e) => return fail(400, &format!("Invalid JSON payload received. {e}"), 0),
+        Err(r) => return *r,
     };
     let stream = action == "streamGenerateContent";
-    reply::delay(&knobs).await;
-    match knobs.fault {
-        Some(Fault::Status(s)) => {
-            return fail(s, &format!("mock fault: status {s}"), knobs.retry_after)
-        }
-        Some(Fault::Malformed) if !stream => return reply::malformed(),
-        Some(Fault::Drop) if !stream => return reply::dropped(),
-        _ => {}
+    if let Some(r) = reply::fault(&knobs, stream, fail).await {
+        return r;
     }
     match action {
         "generateContent" | "streamGenerateContent" => {
@@ -240,7 +230,7 @@ fn generate(
     }
     if sse {
         let frames = chunks.iter().map(reply::data).collect();
-        return reply::sse(frames, knobs, knobs.fault == Some(Fault::Drop), stats);
+        return reply::sse(frames, knobs, stats);
     }
     // Without `alt=sse` Gemini streams one JSON array; the mock sends it in one piece.
     let mut frames = vec![Bytes::from_static(b"[")];
@@ -251,11 +241,5 @@ fn generate(
         frames.push(Bytes::from(serde_json::to_vec(c).unwrap_or_default()));
     }
     frames.push(Bytes::from_static(b"]"));
-    reply::paced(
-        frames,
-        knobs,
-        knobs.fault == Some(Fault::Drop),
-        "application/json",
-        stats,
-    )
+    reply::paced(frames, knobs, "application/json", stats)
 }

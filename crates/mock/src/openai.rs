@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{json, Value};
 
-use crate::knobs::{Fault, Knobs};
+use crate::knobs::Knobs;
 use crate::reply::{self, Plan};
 use crate::State;
 
@@ -40,12 +40,7 @@ fn prepare(
     ) {
         return Err(Box::new(fail(401, "Incorrect API key provided", 0)));
     }
-    let knobs = state
-        .knobs
-        .with_headers(headers)
-        .map_err(|e| Box::new(fail(400, &e, 0)))?;
-    let req: Value = serde_json::from_slice(body)
-        .map_err(|e| Box::new(fail(400, &format!("invalid JSON body: {e}"), 0)))?;
+    let (req, knobs) = reply::prepare(state, headers, body, fail)?;
     if req
         .get("model")
         .and_then(Value::as_str)
@@ -54,21 +49,6 @@ fn prepare(
         return Err(Box::new(fail(400, "you must provide a model parameter", 0)));
     }
     Ok((req, knobs))
-}
-
-/// Applies latency and the non-stream faults; `Some` is the response to send instead.
-async fn fault(knobs: &Knobs, stream: bool) -> Option<Response> {
-    reply::delay(knobs).await;
-    match knobs.fault {
-        Some(Fault::Status(s)) => Some(fail(
-            s,
-            &format!("mock fault: status {s}"),
-            knobs.retry_after,
-        )),
-        Some(Fault::Malformed) if !stream => Some(reply::malformed()),
-        Some(Fault::Drop) if !stream => Some(reply::dropped()),
-        _ => None,
-    }
 }
 
 /// The tool to call, if the request offers tools and has not just had one answered.
@@ -144,7 +124,7 @@ pub(crate) async fn chat(AxState(state): State, headers: HeaderMap, body: Bytes)
         return fail(400, "messages: expected an array", 0);
     };
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    if let Some(r) = fault(&knobs, stream).await {
+    if let Some(r) = reply::fault(&knobs, stream, fail).await {
         return r;
     }
     let model = req["model"].as_str().unwrap_or_default().to_owned();
@@ -237,12 +217,7 @@ pub(crate) async fn chat(AxState(state): State, headers: HeaderMap, body: Bytes)
             "model": model, "system_fingerprint": "fp_mock", "choices": [], "usage": usage(&plans[0])})));
     }
     frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    reply::sse(
-        frames,
-        &knobs,
-        knobs.fault == Some(Fault::Drop),
-        &state.stats,
-    )
+    reply::sse(frames, &knobs, &state.stats)
 }
 
 pub(crate) async fn completions(
@@ -260,7 +235,7 @@ pub(crate) async fn completions(
         _ => return fail(400, "prompt: expected a string or an array of strings", 0),
     };
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    if let Some(r) = fault(&knobs, stream).await {
+    if let Some(r) = reply::fault(&knobs, stream, fail).await {
         return r;
     }
     let model = req["model"].as_str().unwrap_or_default().to_owned();
@@ -297,12 +272,7 @@ pub(crate) async fn completions(
         "choices": [{"text": "", "index": 0, "logprobs": null, "finish_reason": finish(&plan)}]}),
     ));
     frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    reply::sse(
-        frames,
-        &knobs,
-        knobs.fault == Some(Fault::Drop),
-        &state.stats,
-    )
+    reply::sse(frames, &knobs, &state.stats)
 }
 
 pub(crate) async fn embeddings(AxState(state): State, headers: HeaderMap, body: Bytes) -> Response {
@@ -320,7 +290,7 @@ pub(crate) async fn embeddings(AxState(state): State, headers: HeaderMap, body: 
         Some(Value::Array(items)) => items.iter().map(Value::to_string).collect(),
         _ => return fail(400, "input: expected a string or an array", 0),
     };
-    if let Some(r) = fault(&knobs, false).await {
+    if let Some(r) = reply::fault(&knobs, false, fail).await {
         return r;
     }
     let dims = req.get("dimensions").and_then(Value::as_u64).unwrap_or(32) as usize;

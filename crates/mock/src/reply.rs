@@ -11,9 +11,9 @@ use futures_util::stream::{self, StreamExt};
 use http::{header, HeaderValue, StatusCode};
 use serde_json::Value;
 
-use crate::knobs::Knobs;
+use crate::knobs::{Fault, Knobs};
 use crate::text;
-use crate::Stats;
+use crate::{MockConfig, Stats};
 
 /// What the mock will answer, before it is written in a dialect.
 #[derive(Debug, Clone)]
@@ -86,10 +86,40 @@ impl Plan {
     }
 }
 
-/// Sleeps for the request's latency knob.
-pub(crate) async fn delay(knobs: &Knobs) {
+/// Writes an error in a dialect's shape: status, message, `retry-after` seconds.
+pub(crate) type Fail = fn(u16, &str, u32) -> Response;
+
+/// The request's knobs (headers over the server's defaults) and its JSON body.
+pub(crate) fn prepare(
+    config: &MockConfig,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    fail: Fail,
+) -> Result<(Value, Knobs), Box<Response>> {
+    let knobs = config
+        .knobs
+        .with_headers(headers)
+        .map_err(|e| Box::new(fail(400, &e, 0)))?;
+    let req = serde_json::from_slice(body)
+        .map_err(|e| Box::new(fail(400, &format!("invalid JSON body: {e}"), 0)))?;
+    Ok((req, knobs))
+}
+
+/// Waits out the latency knob, then produces the fault asked for, if any, in the dialect's shape.
+/// Mid-stream faults (`drop` of a stream) are left to [`sse`].
+pub(crate) async fn fault(knobs: &Knobs, stream: bool, fail: Fail) -> Option<Response> {
     if !knobs.latency.is_zero() {
         tokio::time::sleep(knobs.latency).await;
+    }
+    match knobs.fault {
+        Some(Fault::Status(s)) => Some(fail(
+            s,
+            &format!("mock fault: status {s}"),
+            knobs.retry_after,
+        )),
+        Some(Fault::Malformed) if !stream => Some(malformed()),
+        Some(Fault::Drop) if !stream => Some(dropped()),
+        _ => None,
     }
 }
 
@@ -131,9 +161,9 @@ pub(crate) fn dropped() -> Response {
 }
 
 /// An event stream of `frames`: the first after the TTFT knob, the rest `chunk_delay` apart.
-/// With `drop` the connection is cut after half the frames.
-pub(crate) fn sse(frames: Vec<Bytes>, knobs: &Knobs, drop: bool, stats: &Arc<Stats>) -> Response {
-    paced(frames, knobs, drop, "text/event-stream", stats)
+/// With the `drop` fault the connection is cut after half the frames.
+pub(crate) fn sse(frames: Vec<Bytes>, knobs: &Knobs, stats: &Arc<Stats>) -> Response {
+    paced(frames, knobs, "text/event-stream", stats)
 }
 
 /// Counts a stream as finished when its last frame went out, as aborted when dropped before.
@@ -157,7 +187,6 @@ impl Drop for StreamGuard {
 pub(crate) fn paced(
     frames: Vec<Bytes>,
     knobs: &Knobs,
-    drop: bool,
     content_type: &'static str,
     stats: &Arc<Stats>,
 ) -> Response {
@@ -166,6 +195,7 @@ pub(crate) fn paced(
         stats: Arc::clone(stats),
         finished: false,
     };
+    let drop = knobs.fault == Some(Fault::Drop);
     let keep = if drop { frames.len() / 2 } else { frames.len() };
     let total = keep;
     let (ttft, gap) = (knobs.ttft, knobs.chunk_delay);

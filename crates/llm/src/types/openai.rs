@@ -297,6 +297,20 @@ pub struct ResponseMessage {
     pub reasoning_content: Option<String>,
 }
 
+impl ResponseMessage {
+    /// An assistant answer; `content` is null only when the answer is tool calls alone, as OpenAI
+    /// sends it.
+    pub fn assistant(content: String, reasoning: String, tool_calls: Vec<ToolCall>) -> Self {
+        Self {
+            role: "assistant".into(),
+            content: (!content.is_empty() || tool_calls.is_empty()).then_some(content),
+            refusal: None,
+            tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
+            reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
+        }
+    }
+}
+
 /// Token usage as OpenAI reports it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {

@@ -63,13 +63,7 @@ pub fn response(resp: a::Response, ctx: &ResponseContext) -> o::ChatResponse {
         model: ctx.model.clone(),
         choices: vec![o::Choice {
             index: 0,
-            message: o::ResponseMessage {
-                role: "assistant".into(),
-                content: (!content.is_empty() || tool_calls.is_empty()).then_some(content),
-                refusal: None,
-                tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
-                reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
-            },
+            message: o::ResponseMessage::assistant(content, reasoning, tool_calls),
             finish_reason: Some(finish.into()),
             logprobs: None,
         }],

@@ -93,13 +93,7 @@ pub fn response(resp: g::Response, ctx: &ResponseContext) -> o::ChatResponse {
             o::Choice {
                 index,
                 finish_reason: Some(finish_reason(reason, !tool_calls.is_empty()).into()),
-                message: o::ResponseMessage {
-                    role: "assistant".into(),
-                    content: (!content.is_empty() || tool_calls.is_empty()).then_some(content),
-                    refusal: None,
-                    tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
-                    reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
-                },
+                message: o::ResponseMessage::assistant(content, reasoning, tool_calls),
                 logprobs: choice_logprobs,
             }
         })
