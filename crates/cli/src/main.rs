@@ -1,83 +1,20 @@
 //! The `gatehouse` binary: `serve`, `mock`, `check`.
 
+mod args;
 mod demo;
 mod output;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
 use gatehouse_gateway::server::{self, Stopped};
 use gatehouse_gateway::{RawConfig, Snapshot};
-use gatehouse_mock::{Fault, Knobs, MockConfig};
-
-#[derive(Parser)]
-#[command(
-    name = "gatehouse",
-    version,
-    about = "An AI gateway: one OpenAI-compatible endpoint in front of every model provider"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the gateway.
-    Serve {
-        /// The config file (see docs/configuration.md).
-        #[arg(long, short, env = "GATEHOUSE_CONFIG")]
-        config: Option<PathBuf>,
-        /// Listen address of the gateway, overriding `server.listen`.
-        #[arg(long, env = "GATEHOUSE_LISTEN")]
-        listen: Option<SocketAddr>,
-        /// Run a demo with an in-process mock provider; needs no config and no credentials.
-        #[arg(long, conflicts_with = "config")]
-        demo: bool,
-        /// The client API key of the demo (default: a random one, printed at start).
-        #[arg(long, requires = "demo")]
-        demo_key: Option<String>,
-    },
-    /// Run the mock upstream (OpenAI, Anthropic and Gemini dialects) for tests and benchmarks.
-    Mock {
-        #[arg(long, default_value = "127.0.0.1:9090")]
-        listen: SocketAddr,
-        /// Delay before each response, in milliseconds.
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-        /// Extra delay before the first streamed chunk, in milliseconds.
-        #[arg(long, default_value_t = 0)]
-        ttft_ms: u64,
-        /// Delay between streamed chunks, in milliseconds.
-        #[arg(long, default_value_t = 0)]
-        chunk_delay_ms: u64,
-        /// Output tokens per answer.
-        #[arg(long, default_value_t = 16)]
-        tokens: u32,
-        /// A fault for every request: an HTTP status (429, 500, 503…), `malformed` or `drop`.
-        #[arg(long)]
-        fault: Option<Fault>,
-        /// `retry-after` seconds sent with 429 and 503 faults.
-        #[arg(long, default_value_t = 1)]
-        retry_after: u32,
-        /// Require this API key in each dialect's auth header.
-        #[arg(long)]
-        expect_key: Option<String>,
-    },
-    /// Validate a config file and report every problem with its path.
-    Check {
-        #[arg(long, short)]
-        config: PathBuf,
-    },
-}
+use gatehouse_mock::MockConfig;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command = args::Command::parse();
     init_logs();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -89,7 +26,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -108,9 +45,9 @@ fn init_logs() {
         .init();
 }
 
-async fn run(command: Command) -> anyhow::Result<ExitCode> {
+async fn run(command: args::Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Check { config } => {
+        args::Command::Check { config } => {
             let result = RawConfig::load(&config).and_then(RawConfig::validate);
             match result {
                 Ok(cfg) => {
@@ -137,25 +74,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Mock {
+        args::Command::Mock {
             listen,
-            latency_ms,
-            ttft_ms,
-            chunk_delay_ms,
-            tokens,
-            fault,
-            retry_after,
+            knobs,
             expect_key,
         } => {
             let config = MockConfig {
-                knobs: Knobs {
-                    latency: Duration::from_millis(latency_ms),
-                    ttft: Duration::from_millis(ttft_ms),
-                    chunk_delay: Duration::from_millis(chunk_delay_ms),
-                    tokens,
-                    fault,
-                    retry_after,
-                },
+                knobs,
                 expect_key,
                 ..MockConfig::default()
             };
@@ -166,7 +91,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             gatehouse_mock::serve(listener, config, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve {
+        args::Command::Serve {
             config,
             listen,
             demo,
