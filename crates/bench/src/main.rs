@@ -229,28 +229,8 @@ async fn run(m: &ArgMatches) -> anyhow::Result<serde_json::Value> {
     let begin = Instant::now();
     let measure_from = begin + warmup;
     let end = measure_from + duration;
-    if rate == 0 {
-        let mut workers = Vec::new();
-        for _ in 0..connections {
-            let (client, t, record) = (client.clone(), Arc::clone(&t), record.clone());
-            workers.push(tokio::spawn(async move {
-                while Instant::now() < end {
-                    let scheduled = Instant::now();
-                    let res = call(&client, &t).await;
-                    record(
-                        res,
-                        scheduled,
-                        scheduled >= measure_from && Instant::now() <= end,
-                    )
-                    .await;
-                }
-            }));
-        }
-        for w in workers {
-            let _ = w.await;
-        }
-    } else {
-        let interval = Duration::from_nanos(1_000_000_000 / rate);
+    let open_interval = 1_000_000_000u64.checked_div(rate).map(Duration::from_nanos);
+    if let Some(interval) = open_interval {
         let in_flight = Arc::new(AtomicU64::new(0));
         let cap = (connections as u64).max(1) * 64;
         let mut next = begin;
@@ -282,6 +262,26 @@ async fn run(m: &ArgMatches) -> anyhow::Result<serde_json::Value> {
             while tasks.try_join_next().is_some() {}
         }
         while tasks.join_next().await.is_some() {}
+    } else {
+        let mut workers = Vec::new();
+        for _ in 0..connections {
+            let (client, t, record) = (client.clone(), Arc::clone(&t), record.clone());
+            workers.push(tokio::spawn(async move {
+                while Instant::now() < end {
+                    let scheduled = Instant::now();
+                    let res = call(&client, &t).await;
+                    record(
+                        res,
+                        scheduled,
+                        scheduled >= measure_from && Instant::now() <= end,
+                    )
+                    .await;
+                }
+            }));
+        }
+        for w in workers {
+            let _ = w.await;
+        }
     }
     let s = stats.lock().await;
     let ok = ok.load(Ordering::Relaxed);
