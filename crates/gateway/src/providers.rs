@@ -20,6 +20,40 @@ pub enum Op {
     Embeddings,
 }
 
+/// The fixed upstream URLs of a provider, parsed once when the snapshot is built rather than on
+/// every call. Gemini puts the model in the path, so its URLs are made per call.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    chat: Option<reqwest::Url>,
+    completions: Option<reqwest::Url>,
+    embeddings: Option<reqwest::Url>,
+}
+
+impl Endpoints {
+    pub fn new(kind: ProviderKind, base: &str) -> Result<Self, url::ParseError> {
+        let url = |path: &str| reqwest::Url::parse(&format!("{base}{path}")).map(Some);
+        Ok(match kind {
+            ProviderKind::Openai | ProviderKind::OpenaiCompatible => Self {
+                chat: url("/chat/completions")?,
+                completions: url("/completions")?,
+                embeddings: url("/embeddings")?,
+            },
+            // One endpoint for everything; the pipeline refuses what Messages cannot serve.
+            ProviderKind::Anthropic => Self {
+                chat: url("/messages")?,
+                completions: url("/messages")?,
+                embeddings: url("/messages")?,
+            },
+            ProviderKind::Gemini => Self {
+                // Checks the base once; the per-model URLs are built from it per call.
+                chat: url("/models").map(|_| None)?,
+                completions: None,
+                embeddings: None,
+            },
+        })
+    }
+}
+
 /// Builds the HTTP request for `op` on `model` with a body in the provider's dialect.
 pub fn request(
     up: &Upstream,
@@ -29,30 +63,25 @@ pub fn request(
     request_id: &str,
 ) -> reqwest::RequestBuilder {
     let base = &up.cfg.base_url;
-    let url = match (up.cfg.kind, op) {
-        (ProviderKind::Openai | ProviderKind::OpenaiCompatible, Op::Chat { .. }) => {
-            format!("{base}/chat/completions")
-        }
-        (ProviderKind::Openai | ProviderKind::OpenaiCompatible, Op::Completions) => {
-            format!("{base}/completions")
-        }
-        (ProviderKind::Openai | ProviderKind::OpenaiCompatible, Op::Embeddings) => {
-            format!("{base}/embeddings")
-        }
-        (ProviderKind::Anthropic, _) => format!("{base}/messages"),
-        (ProviderKind::Gemini, Op::Chat { stream: false } | Op::Completions) => {
-            format!("{base}/models/{model}:generateContent")
-        }
-        (ProviderKind::Gemini, Op::Chat { stream: true }) => {
-            format!("{base}/models/{model}:streamGenerateContent?alt=sse")
-        }
-        (ProviderKind::Gemini, Op::Embeddings) => {
-            format!("{base}/models/{model}:batchEmbedContents")
-        }
+    let fixed = match op {
+        Op::Chat { .. } => up.endpoints.chat.as_ref(),
+        Op::Completions => up.endpoints.completions.as_ref(),
+        Op::Embeddings => up.endpoints.embeddings.as_ref(),
     };
-    let mut req = up
-        .client
-        .post(url)
+    // Only Gemini has no fixed URLs: its model is part of the path.
+    let builder = match (fixed, op) {
+        (Some(url), _) => up.client.post(url.clone()),
+        (None, Op::Chat { stream: true }) => up.client.post(format!(
+            "{base}/models/{model}:streamGenerateContent?alt=sse"
+        )),
+        (None, Op::Embeddings) => up
+            .client
+            .post(format!("{base}/models/{model}:batchEmbedContents")),
+        (None, _) => up
+            .client
+            .post(format!("{base}/models/{model}:generateContent")),
+    };
+    let mut req = builder
         .header(CONTENT_TYPE, "application/json")
         .header("x-request-id", request_id);
     let key = up.key();

@@ -73,6 +73,12 @@ pub enum SnapshotError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("provider {provider}: base_url does not make valid URLs: {source}")]
+    Url {
+        provider: String,
+        #[source]
+        source: url::ParseError,
+    },
     #[error(transparent)]
     Catalog(#[from] gatehouse_llm::LlmError),
 }
@@ -86,11 +92,7 @@ impl Snapshot {
         let mut providers = HashMap::new();
         for p in cfg.providers {
             let name = p.name.clone();
-            let upstream = Upstream::new(p).map_err(|source| SnapshotError::Client {
-                provider: name.clone(),
-                source,
-            })?;
-            providers.insert(name, Arc::new(upstream));
+            providers.insert(name, Arc::new(Upstream::new(p)?));
         }
         let models = cfg
             .models

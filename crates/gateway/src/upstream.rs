@@ -13,26 +13,39 @@ use tokio::time::Instant;
 
 use crate::config::Provider;
 use crate::error::GatewayError;
+use crate::providers::Endpoints;
+use crate::snapshot::SnapshotError;
 
 /// A provider ready to be called.
 #[derive(Debug)]
 pub struct Upstream {
     pub cfg: Provider,
     pub client: reqwest::Client,
+    pub endpoints: Endpoints,
     next_key: AtomicUsize,
 }
 
 impl Upstream {
-    pub fn new(cfg: Provider) -> Result<Self, reqwest::Error> {
+    pub fn new(cfg: Provider) -> Result<Self, SnapshotError> {
+        let endpoints =
+            Endpoints::new(cfg.kind, &cfg.base_url).map_err(|source| SnapshotError::Url {
+                provider: cfg.name.clone(),
+                source,
+            })?;
         let client = reqwest::Client::builder()
             .connect_timeout(cfg.timeouts.connect)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .user_agent(concat!("gatehouse/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .build()
+            .map_err(|source| SnapshotError::Client {
+                provider: cfg.name.clone(),
+                source,
+            })?;
         Ok(Self {
             cfg,
             client,
+            endpoints,
             next_key: AtomicUsize::new(0),
         })
     }
