@@ -85,6 +85,32 @@ fn cli() -> clap::Command {
                 ),
         )
         .subcommand(
+            clap::Command::new("idle")
+                .about(
+                    "open N keep-alive connections, make one request on each, then leave them idle",
+                )
+                .arg(
+                    Arg::new("addr")
+                        .long("addr")
+                        .required(true)
+                        .help("host:port"),
+                )
+                .arg(Arg::new("path").long("path").default_value("/health"))
+                .arg(
+                    Arg::new("count")
+                        .long("count")
+                        .value_parser(value_parser!(usize))
+                        .default_value("10000"),
+                )
+                .arg(
+                    Arg::new("hold")
+                        .long("hold")
+                        .value_parser(value_parser!(u64))
+                        .default_value("5")
+                        .help("seconds"),
+                ),
+        )
+        .subcommand(
             common(clap::Command::new("hold"))
                 .arg(
                     Arg::new("count")
@@ -367,6 +393,35 @@ async fn hold(m: &ArgMatches) -> anyhow::Result<serde_json::Value> {
     }))
 }
 
+/// Opens `count` keep-alive connections, each with one completed request, and holds them idle.
+async fn idle(m: &ArgMatches) -> anyhow::Result<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = m.get_one::<String>("addr").context("--addr")?.clone();
+    let path = m.get_one::<String>("path").context("--path")?.clone();
+    let count = *m.get_one::<usize>("count").unwrap_or(&10000);
+    let hold = Duration::from_secs(*m.get_one::<u64>("hold").unwrap_or(&5));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive\r\n\r\n");
+    let mut open = Vec::with_capacity(count);
+    let mut failed = 0u64;
+    for _ in 0..count {
+        let attempt = async {
+            let mut s = tokio::net::TcpStream::connect(&addr).await?;
+            s.write_all(request.as_bytes()).await?;
+            let mut buf = [0u8; 1024];
+            let n = s.read(&mut buf).await?;
+            anyhow::ensure!(buf[..n].starts_with(b"HTTP/1.1 200"), "unexpected answer");
+            Ok::<_, anyhow::Error>(s)
+        };
+        match attempt.await {
+            Ok(s) => open.push(s),
+            Err(_) => failed += 1,
+        }
+    }
+    eprintln!("holding {} idle connections", open.len());
+    tokio::time::sleep(hold).await;
+    Ok(serde_json::json!({"connections": count, "open": open.len(), "failed": failed}))
+}
+
 #[expect(
     clippy::print_stdout,
     reason = "the JSON result is the program's output"
@@ -379,6 +434,7 @@ fn main() -> anyhow::Result<()> {
     let out = rt.block_on(async {
         match matches.subcommand() {
             Some(("hold", m)) => hold(m).await,
+            Some(("idle", m)) => idle(m).await,
             Some((_, m)) => run(m).await,
             None => bail!("a subcommand is required"),
         }

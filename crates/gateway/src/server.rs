@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -31,6 +32,13 @@ pub async fn serve(
 ) -> std::io::Result<Stopped> {
     let (draining_tx, draining_rx) = oneshot::channel::<()>();
     let app = routes::router(snap);
+    // TCP_NODELAY on every client connection: a stream is many small writes, and with Nagle's
+    // algorithm each one after the first waits for the client's delayed ACK (~40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections, draining in-flight calls");
