@@ -286,16 +286,28 @@ impl RawConfig {
                 .base_url
                 .or_else(|| raw.kind.default_base_url().map(str::to_owned))
             {
-                Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
-                    u.trim_end_matches('/').to_owned()
-                }
-                Some(u) => {
-                    p.add(
-                        &format!("{at}.base_url"),
-                        format!("{u:?} is not an http(s) URL"),
-                    );
-                    String::new()
-                }
+                Some(u) => match url::Url::parse(&u) {
+                    Ok(parsed)
+                        if matches!(parsed.scheme(), "http" | "https")
+                            && parsed.host().is_some() =>
+                    {
+                        u.trim_end_matches('/').to_owned()
+                    }
+                    Ok(_) => {
+                        p.add(
+                            &format!("{at}.base_url"),
+                            format!("{u:?} is not an http(s) URL with a host"),
+                        );
+                        String::new()
+                    }
+                    Err(e) => {
+                        p.add(
+                            &format!("{at}.base_url"),
+                            format!("{u:?} is not a valid URL: {e}"),
+                        );
+                        String::new()
+                    }
+                },
                 None => {
                     p.add(
                         &format!("{at}.base_url"),

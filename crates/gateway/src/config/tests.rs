@@ -76,6 +76,8 @@ server: { listen: "nope", max_body: 12 parsecs }
 keys: [{ name: a, key: short }]
 providers:
   - { name: p, kind: openai_compatible, timeouts: { idle: forever } }
+  - { name: q, kind: openai_compatible, base_url: "http://exa mple.com/v1" }
+  - { name: r, kind: openai_compatible, base_url: "ftp://example.com" }
   - { name: p, kind: anthropic }
 models:
   - name: m
@@ -94,8 +96,10 @@ models:
             "keys[0].key",
             "providers[0].base_url",
             "providers[0].timeouts.idle",
-            "providers[1].name",
-            "providers[1].api_keys",
+            "providers[1].base_url",
+            "providers[2].base_url",
+            "providers[3].name",
+            "providers[3].api_keys",
             "models[0].targets[0].provider",
         ],
         "{err}"
