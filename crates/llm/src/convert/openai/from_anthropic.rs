@@ -241,11 +241,6 @@ impl Stream {
             Some("upstream_stream_truncated"),
         ))]
     }
-
-    /// Usage seen so far (for accounting of streams cut short).
-    pub fn usage(&self) -> o::Usage {
-        usage::from_anthropic(&self.usage)
-    }
 }
 
 fn content(text: String) -> o::Delta {
