@@ -36,6 +36,21 @@ struct Stats {
     ttft: Option<Histogram<u64>>,
 }
 
+fn count_arg(default: &'static str) -> Arg {
+    Arg::new("count")
+        .long("count")
+        .value_parser(value_parser!(usize))
+        .default_value(default)
+}
+
+fn hold_arg() -> Arg {
+    Arg::new("hold")
+        .long("hold")
+        .value_parser(value_parser!(u64))
+        .default_value("5")
+        .help("seconds")
+}
+
 fn cli() -> clap::Command {
     let common = |c: clap::Command| {
         c.arg(Arg::new("url").long("url").required(true))
@@ -96,35 +111,13 @@ fn cli() -> clap::Command {
                         .help("host:port"),
                 )
                 .arg(Arg::new("path").long("path").default_value("/health"))
-                .arg(
-                    Arg::new("count")
-                        .long("count")
-                        .value_parser(value_parser!(usize))
-                        .default_value("10000"),
-                )
-                .arg(
-                    Arg::new("hold")
-                        .long("hold")
-                        .value_parser(value_parser!(u64))
-                        .default_value("5")
-                        .help("seconds"),
-                ),
+                .arg(count_arg("10000"))
+                .arg(hold_arg()),
         )
         .subcommand(
             common(clap::Command::new("hold"))
-                .arg(
-                    Arg::new("count")
-                        .long("count")
-                        .value_parser(value_parser!(usize))
-                        .default_value("1000"),
-                )
-                .arg(
-                    Arg::new("hold")
-                        .long("hold")
-                        .value_parser(value_parser!(u64))
-                        .default_value("5")
-                        .help("seconds"),
-                ),
+                .arg(count_arg("1000"))
+                .arg(hold_arg()),
         )
 }
 

@@ -166,9 +166,7 @@ async fn embeddings_work_on_openai_and_gemini_in_floats_and_base64() {
 async fn models_lists_logical_names_and_provider_models() {
     let env = start(&[], "").await;
     let list: Value = env
-        .http
-        .get(format!("{}/models", env.base))
-        .bearer_auth(crate::harness::KEY)
+        .get("/models")
         .send()
         .await
         .unwrap()
@@ -184,22 +182,10 @@ async fn models_lists_logical_names_and_provider_models() {
     assert_eq!(&ids[..3], &["claude", "gemini", "gpt"]);
     assert!(ids.contains(&"p-anthropic/claude-sonnet-4-5"));
     assert!(ids.contains(&"p-gemini/gemini-2.5-pro"));
-    let one = env
-        .http
-        .get(format!("{}/models/p-openai/gpt-4o", env.base))
-        .bearer_auth(crate::harness::KEY)
-        .send()
-        .await
-        .unwrap();
+    let one = env.get("/models/p-openai/gpt-4o").send().await.unwrap();
     assert_eq!(one.status(), 200);
     assert_eq!(one.json::<Value>().await.unwrap()["id"], "p-openai/gpt-4o");
-    let missing = env
-        .http
-        .get(format!("{}/models/nope", env.base))
-        .bearer_auth(crate::harness::KEY)
-        .send()
-        .await
-        .unwrap();
+    let missing = env.get("/models/nope").send().await.unwrap();
     assert_eq!(missing.status(), 404);
     assert_eq!(
         missing.json::<Value>().await.unwrap()["error"]["code"],

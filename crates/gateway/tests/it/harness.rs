@@ -76,6 +76,12 @@ impl Env {
             .json(body)
     }
 
+    pub(crate) fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(KEY)
+    }
+
     pub(crate) async fn chat(&self, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
         let resp = self.post("/chat/completions", &body).send().await.unwrap();
         let status = resp.status().as_u16();
