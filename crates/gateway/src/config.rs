@@ -117,12 +117,14 @@ impl ProviderKind {
         }
     }
 
-    /// The catalog family whose prices and limits apply.
-    pub fn catalog_family(self) -> &'static str {
+    /// The catalog family whose models this kind serves; `None` for OpenAI-compatible servers,
+    /// which serve whatever they host (their models are looked up by name in every family).
+    pub fn catalog_family(self) -> Option<&'static str> {
         match self {
-            Self::Openai | Self::OpenaiCompatible => "openai",
-            Self::Anthropic => "anthropic",
-            Self::Gemini => "gemini",
+            Self::Openai => Some("openai"),
+            Self::OpenaiCompatible => None,
+            Self::Anthropic => Some("anthropic"),
+            Self::Gemini => Some("gemini"),
         }
     }
 

@@ -1,6 +1,5 @@
 //! What `GET /v1/models` shows: logical models, then each provider's models as `provider/model`.
 
-use gatehouse_llm::catalog::Mode;
 use serde::Serialize;
 
 use crate::snapshot::Snapshot;
@@ -30,7 +29,8 @@ fn entry(id: String, owned_by: &str) -> ModelEntry {
 }
 
 /// Every model name the caller can send: logical names first, sorted, then per provider (sorted)
-/// the models its config lists, or else the catalog's chat and embedding models of its kind.
+/// the models its config lists, or else the catalog's models of its kind (none for
+/// `openai_compatible`, whose models only its config can name).
 pub fn list(snap: &Snapshot) -> ModelList {
     let mut logical: Vec<&String> = snap.models.keys().collect();
     logical.sort();
@@ -41,15 +41,16 @@ pub fn list(snap: &Snapshot) -> ModelList {
     let mut providers: Vec<_> = snap.providers.values().collect();
     providers.sort_by(|a, b| a.cfg.name.cmp(&b.cfg.name));
     for p in providers {
-        let names: Vec<String> = if p.cfg.models.is_empty() {
-            snap.catalog
-                .models_of(p.cfg.kind.catalog_family())
+        let names: Vec<String> = match (p.cfg.models.is_empty(), p.cfg.kind.catalog_family()) {
+            (false, _) => p.cfg.models.clone(),
+            (true, Some(family)) => snap
+                .catalog
+                .models_of(family)
                 .into_iter()
-                .filter(|m| matches!(m.mode, Mode::Chat | Mode::Embedding))
                 .map(|m| m.name.clone())
-                .collect()
-        } else {
-            p.cfg.models.clone()
+                .collect(),
+            // An OpenAI-compatible server hosts models the catalog cannot know; list only configured ones.
+            (true, None) => Vec::new(),
         };
         data.extend(
             names

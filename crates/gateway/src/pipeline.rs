@@ -137,7 +137,7 @@ fn translate_request(
             let ctx = response_context(&req, target);
             let max_tokens = snap
                 .catalog
-                .lookup(up.kind.catalog_family(), &target.model)
+                .lookup(up.kind.catalog_family().unwrap_or_default(), &target.model)
                 .map(|m| m.max_output_tokens.min(up.default_max_tokens))
                 .unwrap_or(up.default_max_tokens);
             let (body, notes) =

@@ -164,7 +164,8 @@ async fn embeddings_work_on_openai_and_gemini_in_floats_and_base64() {
 
 #[tokio::test]
 async fn models_lists_logical_names_and_provider_models() {
-    let env = start(&[], "").await;
+    let local = ["{ name: local, kind: openai_compatible, base_url: 'http://{mock}/v1', models: [llama-3.1-8b] }"];
+    let env = start(&local, "").await;
     let list: Value = env
         .get("/models")
         .send()
@@ -182,6 +183,9 @@ async fn models_lists_logical_names_and_provider_models() {
     assert_eq!(&ids[..3], &["claude", "gemini", "gpt"]);
     assert!(ids.contains(&"p-anthropic/claude-sonnet-4-5"));
     assert!(ids.contains(&"p-gemini/gemini-2.5-pro"));
+    // An OpenAI-compatible server lists only the models its config names.
+    assert!(ids.contains(&"local/llama-3.1-8b"), "{ids:?}");
+    assert!(!ids.iter().any(|id| id.starts_with("local/gpt")), "{ids:?}");
     let one = env.get("/models/p-openai/gpt-4o").send().await.unwrap();
     assert_eq!(one.status(), 200);
     assert_eq!(one.json::<Value>().await.unwrap()["id"], "p-openai/gpt-4o");
