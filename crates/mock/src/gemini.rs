@@ -1,6 +1,7 @@
 //! The Gemini dialect: `generateContent`, `streamGenerateContent` (SSE or JSON array),
 //! `batchEmbedContents` and `embedContent`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -210,8 +211,8 @@ fn generate(
     let mut chunks = Vec::new();
     for (i, p) in plans.iter().enumerate() {
         // Gemini sends a function call whole, in one chunk.
-        let pieces: Vec<String> = if p.tool.is_some() {
-            vec![String::new()]
+        let pieces: Vec<Cow<'static, str>> = if p.tool.is_some() {
+            vec![Cow::Borrowed("")]
         } else {
             p.pieces.clone()
         };

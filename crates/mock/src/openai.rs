@@ -5,11 +5,131 @@ use axum::response::Response;
 use base64::Engine;
 use bytes::Bytes;
 use http::HeaderMap;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::knobs::Knobs;
 use crate::reply::{self, Plan};
 use crate::State;
+
+/// A chat completion, written without building a JSON tree.
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: Vec<ChoiceOut<'a>>,
+    usage: UsageOut,
+    system_fingerprint: &'static str,
+}
+
+#[derive(Serialize)]
+struct ChoiceOut<'a> {
+    index: usize,
+    message: MessageOut<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    role: &'static str,
+    content: Option<String>,
+    refusal: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Vec<Value>>,
+}
+
+#[derive(Serialize)]
+struct Chunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    system_fingerprint: &'static str,
+    choices: Vec<ChunkChoice<'a>>,
+    /// `null` on every chunk when the client asked for usage, the usage on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Option<UsageOut>>,
+}
+
+#[derive(Serialize)]
+struct ChunkChoice<'a> {
+    index: usize,
+    delta: DeltaOut<'a>,
+    logprobs: Option<()>,
+    finish_reason: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct DeltaOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct UsageOut {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: CachedOut,
+    completion_tokens_details: ReasoningOut,
+}
+
+#[derive(Serialize)]
+struct CachedOut {
+    cached_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct ReasoningOut {
+    reasoning_tokens: u64,
+}
+
+impl UsageOut {
+    fn new(prompt: u64, completion: u64) -> Self {
+        Self {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion,
+            prompt_tokens_details: CachedOut { cached_tokens: 0 },
+            completion_tokens_details: ReasoningOut {
+                reasoning_tokens: 0,
+            },
+        }
+    }
+}
+
+/// One chunk of a chat stream, for choice `index`.
+fn stream_chunk<'a>(
+    id: &'a str,
+    created: u64,
+    model: &'a str,
+    include_usage: bool,
+    index: usize,
+    delta: DeltaOut<'a>,
+    finish_reason: Option<&'static str>,
+) -> Chunk<'a> {
+    Chunk {
+        id,
+        object: "chat.completion.chunk",
+        created,
+        model,
+        system_fingerprint: "fp_mock",
+        choices: vec![ChunkChoice {
+            index,
+            delta,
+            logprobs: None,
+            finish_reason,
+        }],
+        usage: include_usage.then_some(None),
+    }
+}
 
 fn error_body(status: u16, message: &str) -> Value {
     let (kind, code) = match status {
@@ -95,16 +215,6 @@ fn json_schema(req: &Value) -> Option<Value> {
     }
 }
 
-fn usage(plan: &Plan) -> Value {
-    json!({
-        "prompt_tokens": plan.prompt_tokens,
-        "completion_tokens": plan.completion_tokens,
-        "total_tokens": plan.prompt_tokens + plan.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0}
-    })
-}
-
 fn finish(plan: &Plan) -> &'static str {
     if plan.tool.is_some() {
         "tool_calls"
@@ -127,7 +237,7 @@ pub(crate) async fn chat(AxState(state): State, headers: HeaderMap, body: Bytes)
     if let Some(r) = reply::fault(&knobs, stream, fail).await {
         return r;
     }
-    let model = req["model"].as_str().unwrap_or_default().to_owned();
+    let model = req["model"].as_str().unwrap_or_default();
     let prompt: String = messages
         .iter()
         .map(|m| reply::content_text(m.get("content")))
@@ -155,68 +265,139 @@ pub(crate) async fn chat(AxState(state): State, headers: HeaderMap, body: Bytes)
     let created = reply::now();
 
     if !stream {
-        let choices: Vec<Value> = plans
+        let choices: Vec<ChoiceOut<'_>> = plans
             .iter()
             .enumerate()
-            .map(|(i, p)| {
-                let message = match &p.tool {
-                    Some((name, args)) => json!({
-                        "role": "assistant", "content": null, "refusal": null,
-                        "tool_calls": [{"id": format!("call_mock{i}"), "type": "function",
-                                        "function": {"name": name, "arguments": args.to_string()}}]
-                    }),
-                    None => json!({"role": "assistant", "content": p.text(), "refusal": null}),
-                };
-                json!({"index": i, "message": message, "logprobs": null, "finish_reason": finish(p)})
+            .map(|(i, p)| ChoiceOut {
+                index: i,
+                message: match &p.tool {
+                    Some((name, args)) => MessageOut {
+                        role: "assistant",
+                        content: None,
+                        refusal: None,
+                        tool_calls: Some(vec![
+                            json!({"id": format!("call_mock{i}"), "type": "function",
+                            "function": {"name": name, "arguments": args.to_string()}}),
+                        ]),
+                    },
+                    None => MessageOut {
+                        role: "assistant",
+                        content: Some(p.text()),
+                        refusal: None,
+                        tool_calls: None,
+                    },
+                },
+                logprobs: None,
+                finish_reason: finish(p),
             })
             .collect();
-        let total = plans.iter().fold(plans[0].clone(), |mut acc, p| {
-            acc.completion_tokens = acc.completion_tokens.max(p.completion_tokens);
-            acc
+        let completion_tokens = plans.iter().map(|p| p.completion_tokens).max().unwrap_or(0);
+        return reply::json(&Completion {
+            id: &id,
+            object: "chat.completion",
+            created,
+            model,
+            choices,
+            usage: UsageOut::new(plans[0].prompt_tokens, completion_tokens),
+            system_fingerprint: "fp_mock",
         });
-        return reply::json(&json!({
-            "id": id, "object": "chat.completion", "created": created, "model": model,
-            "choices": choices, "usage": usage(&total), "system_fingerprint": "fp_mock"
-        }));
     }
 
     let include_usage = req
         .pointer("/stream_options/include_usage")
         .and_then(Value::as_bool)
         == Some(true);
-    let chunk = |choice: Value| {
-        let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                           "system_fingerprint": "fp_mock", "choices": [choice]});
-        if include_usage {
-            c["usage"] = Value::Null;
-        }
-        reply::data(&c)
+    let chunk = |index, delta, finish_reason| {
+        stream_chunk(
+            &id,
+            created,
+            model,
+            include_usage,
+            index,
+            delta,
+            finish_reason,
+        )
     };
-    let mut frames = Vec::new();
+    let mut frames = reply::Frames::with_capacity(plans.iter().map(|p| p.pieces.len() + 4).sum());
     for (i, p) in plans.iter().enumerate() {
-        frames.push(chunk(json!({"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null})));
+        frames.data(&chunk(
+            i,
+            DeltaOut {
+                role: Some("assistant"),
+                content: Some(""),
+                tool_calls: None,
+            },
+            None,
+        ));
         match &p.tool {
             Some((name, _)) => {
-                frames.push(chunk(json!({"index": i, "delta": {"tool_calls": [{"index": 0, "id": format!("call_mock{i}"), "type": "function", "function": {"name": name, "arguments": ""}}]}, "logprobs": null, "finish_reason": null})));
+                let start = json!([{"index": 0, "id": format!("call_mock{i}"), "type": "function",
+                                    "function": {"name": name, "arguments": ""}}]);
+                frames.data(&chunk(
+                    i,
+                    DeltaOut {
+                        role: None,
+                        content: None,
+                        tool_calls: Some(start),
+                    },
+                    None,
+                ));
                 for piece in &p.pieces {
-                    frames.push(chunk(json!({"index": i, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}, "logprobs": null, "finish_reason": null})));
+                    let args = json!([{"index": 0, "function": {"arguments": piece}}]);
+                    frames.data(&chunk(
+                        i,
+                        DeltaOut {
+                            role: None,
+                            content: None,
+                            tool_calls: Some(args),
+                        },
+                        None,
+                    ));
                 }
             }
             None => {
                 for piece in &p.pieces {
-                    frames.push(chunk(json!({"index": i, "delta": {"content": piece}, "logprobs": null, "finish_reason": null})));
+                    frames.data(&chunk(
+                        i,
+                        DeltaOut {
+                            role: None,
+                            content: Some(piece),
+                            tool_calls: None,
+                        },
+                        None,
+                    ));
                 }
             }
         }
-        frames.push(chunk(
-            json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish(p)}),
+        frames.data(&chunk(
+            i,
+            DeltaOut {
+                role: None,
+                content: None,
+                tool_calls: None,
+            },
+            Some(finish(p)),
         ));
     }
     if include_usage {
-        frames.push(reply::data(&json!({"id": id, "object": "chat.completion.chunk", "created": created,
-            "model": model, "system_fingerprint": "fp_mock", "choices": [], "usage": usage(&plans[0])})));
+        let mut last = chunk(
+            0,
+            DeltaOut {
+                role: None,
+                content: None,
+                tool_calls: None,
+            },
+            None,
+        );
+        last.choices.clear();
+        last.usage = Some(Some(UsageOut::new(
+            plans[0].prompt_tokens,
+            plans[0].completion_tokens,
+        )));
+        frames.data(&last);
     }
-    frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    frames.raw(b"data: [DONE]\n\n");
+    let frames = frames.frames;
     reply::sse(frames, &knobs, &state.stats)
 }
 

@@ -1,5 +1,6 @@
 //! What every dialect's handler shares: the answer plan, delays, faults and response framing.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use crate::{MockConfig, Stats};
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     /// The answer's text in streamable pieces (one token each), or the tool arguments in pieces.
-    pub pieces: Vec<String>,
+    pub pieces: Vec<Cow<'static, str>>,
     /// A tool call (name, complete arguments) instead of text.
     pub tool: Option<(String, Value)>,
     /// Whether the output was cut by the client's `max_tokens`.
@@ -82,7 +83,9 @@ impl Plan {
     }
 
     pub(crate) fn text(&self) -> String {
-        self.pieces.concat()
+        let mut out = String::with_capacity(self.pieces.iter().map(|p| p.len()).sum());
+        self.pieces.iter().for_each(|p| out.push_str(p));
+        out
     }
 }
 
@@ -124,7 +127,7 @@ pub(crate) async fn fault(knobs: &Knobs, stream: bool, fail: Fail) -> Option<Res
 }
 
 /// A JSON response with status 200.
-pub(crate) fn json(value: &Value) -> Response {
+pub(crate) fn json(value: &impl serde::Serialize) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -237,6 +240,35 @@ pub(crate) fn paced(
         Body::from_stream(body),
     )
         .into_response()
+}
+
+/// Writes SSE frames into one growing buffer, so a whole stream costs a few allocations, not one
+/// per frame.
+pub(crate) struct Frames {
+    buf: bytes::BytesMut,
+    pub(crate) frames: Vec<Bytes>,
+}
+
+impl Frames {
+    pub(crate) fn with_capacity(frames: usize) -> Self {
+        Self {
+            buf: bytes::BytesMut::with_capacity(frames * 256),
+            frames: Vec::with_capacity(frames),
+        }
+    }
+
+    /// Adds `data: <json>\n\n`.
+    pub(crate) fn data(&mut self, value: &impl serde::Serialize) {
+        use bytes::BufMut;
+        self.buf.put_slice(b"data: ");
+        let _ = serde_json::to_writer((&mut self.buf).writer(), value);
+        self.buf.put_slice(b"\n\n");
+        self.frames.push(self.buf.split().freeze());
+    }
+
+    pub(crate) fn raw(&mut self, bytes: &'static [u8]) {
+        self.frames.push(Bytes::from_static(bytes));
+    }
 }
 
 /// Frames a JSON value as an SSE `data:` event.

@@ -1,11 +1,44 @@
 //! Deterministic text, tool arguments and embeddings derived from the request.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
+/// The mock's vocabulary, each word with its leading space (the first word of an answer drops it),
+/// so that answers are slices of static strings rather than an allocation per token.
 const WORDS: &[&str] = &[
-    "the", "gateway", "routes", "every", "request", "to", "a", "model", "that", "answers", "with",
-    "tokens", "streamed", "back", "in", "order", "while", "limits", "budgets", "and", "logs",
-    "keep", "track", "of", "cost", "latency", "quality", "for", "each", "tenant", "app", "key",
+    " the",
+    " gateway",
+    " routes",
+    " every",
+    " request",
+    " to",
+    " a",
+    " model",
+    " that",
+    " answers",
+    " with",
+    " tokens",
+    " streamed",
+    " back",
+    " in",
+    " order",
+    " while",
+    " limits",
+    " budgets",
+    " and",
+    " logs",
+    " keep",
+    " track",
+    " of",
+    " cost",
+    " latency",
+    " quality",
+    " for",
+    " each",
+    " tenant",
+    " app",
+    " key",
 ];
 
 /// FNV-1a: a stable seed for the same input on every run and platform.
@@ -16,7 +49,7 @@ pub(crate) fn seed(text: &str) -> u64 {
 }
 
 /// `n` words chosen from the seed; each word is one token of the mock's accounting.
-pub(crate) fn words(seed: u64, n: u32) -> Vec<String> {
+pub(crate) fn words(seed: u64, n: u32) -> Vec<Cow<'static, str>> {
     let mut x = seed | 1;
     (0..n)
         .map(|i| {
@@ -24,11 +57,7 @@ pub(crate) fn words(seed: u64, n: u32) -> Vec<String> {
             x ^= x >> 7;
             x ^= x << 17;
             let w = WORDS[(x % WORDS.len() as u64) as usize];
-            if i == 0 {
-                w.to_owned()
-            } else {
-                format!(" {w}")
-            }
+            Cow::Borrowed(if i == 0 { &w[1..] } else { w })
         })
         .collect()
 }
@@ -91,8 +120,11 @@ pub(crate) fn embedding(text: &str, dims: usize) -> Vec<f32> {
 }
 
 /// Splits a JSON text into roughly three pieces, the way providers stream tool arguments.
-pub(crate) fn pieces(s: &str) -> Vec<String> {
+pub(crate) fn pieces(s: &str) -> Vec<Cow<'static, str>> {
     let chars: Vec<char> = s.chars().collect();
     let step = chars.len().div_ceil(3).max(1);
-    chars.chunks(step).map(|c| c.iter().collect()).collect()
+    chars
+        .chunks(step)
+        .map(|c| Cow::Owned(c.iter().collect()))
+        .collect()
 }
