@@ -117,14 +117,10 @@ async fn a_stream_cut_upstream_ends_with_an_error_event_in_every_dialect() {
 async fn a_stalled_stream_is_cut_by_the_idle_timeout() {
     let stall = ["{ name: stall, kind: anthropic, base_url: 'http://{mock}/v1', api_keys: [upstream-key], headers: { x-mock-chunk-delay-ms: '5000' }, timeouts: { idle: 300ms } }"];
     let env = start(&stall, "").await;
-    let started = std::time::Instant::now();
+    // 16 chunks 5 s apart; only the idle timeout can end this stream with upstream_timeout.
     let lines = env
         .stream(json!({ "model": "stall/m", "messages": user("hello"), "stream": true }))
         .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "cut by the idle timeout, not by the end of the stream"
-    );
     let last: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "upstream_timeout", "{last}");
 }
@@ -145,8 +141,8 @@ async fn a_client_that_disconnects_cancels_the_upstream_stream() {
     let first = body.next().await.unwrap().unwrap();
     assert!(!data_lines(std::str::from_utf8(&first).unwrap()).is_empty());
     drop(body);
-    // The mock's stream would take ~2 s to finish; it must instead see the abort promptly.
-    for _ in 0..50 {
+    // The mock's stream would take ~2 s to finish; it must instead see the abort (polled, not timed).
+    for _ in 0..250 {
         let stats = env.mock_stats().await;
         if stats["streams_aborted"] == 1 {
             assert_eq!(stats["streams_finished"], 0);
