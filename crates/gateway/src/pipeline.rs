@@ -40,14 +40,15 @@ pub async fn run(
     let target = plan_route(snap, &envelope.model)?;
     tracing::debug!(key = %principal.key_name, model = %envelope.model, provider = %target.upstream.cfg.name, "routed");
     // 5. translate the request into the provider's dialect, or pass it through.
-    let outbound = translate_request(snap, &call, &envelope, &target)?;
+    let mut outbound = translate_request(snap, &call, &envelope, &target)?;
     // 6. dispatch: send upstream and wait for its response headers.
     let deadline = Instant::now() + target.upstream.cfg.timeouts.total;
+    let body = std::mem::take(&mut outbound.body);
     let req = providers::request(
         &target.upstream,
         outbound.op,
         &target.model,
-        outbound.body.clone(),
+        body,
         &call.id.0,
     );
     let upstream = target.upstream.send(req).await?;
@@ -137,7 +138,7 @@ fn translate_request(
             let ctx = response_context(&req, target);
             let max_tokens = snap
                 .catalog
-                .lookup(up.kind.catalog_family().unwrap_or_default(), &target.model)
+                .lookup(up.kind.catalog_family(), &target.model)
                 .map(|m| m.max_output_tokens.min(up.default_max_tokens))
                 .unwrap_or(up.default_max_tokens);
             let (body, notes) =

@@ -20,36 +20,45 @@ pub enum Op {
     Embeddings,
 }
 
-/// The fixed upstream URLs of a provider, parsed once when the snapshot is built rather than on
-/// every call. Gemini puts the model in the path, so its URLs are made per call.
+/// Where a provider's operations are sent, worked out once when the snapshot is built.
 #[derive(Debug, Clone)]
-pub struct Endpoints {
-    chat: Option<reqwest::Url>,
-    completions: Option<reqwest::Url>,
-    embeddings: Option<reqwest::Url>,
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per provider, built once"
+)]
+pub enum Endpoints {
+    /// One URL per operation, parsed once rather than on every call. Anthropic serves all three
+    /// through `/messages`; the pipeline refuses what Messages cannot serve before it gets here.
+    Fixed {
+        chat: reqwest::Url,
+        completions: reqwest::Url,
+        embeddings: reqwest::Url,
+    },
+    /// Gemini: the model is part of the path, so the URL is built per call.
+    PerModel,
 }
 
 impl Endpoints {
     pub fn new(kind: ProviderKind, base: &str) -> Result<Self, url::ParseError> {
-        let url = |path: &str| reqwest::Url::parse(&format!("{base}{path}")).map(Some);
+        let url = |path: &str| reqwest::Url::parse(&format!("{base}{path}"));
         Ok(match kind {
-            ProviderKind::Openai | ProviderKind::OpenaiCompatible => Self {
+            ProviderKind::Openai | ProviderKind::OpenaiCompatible => Self::Fixed {
                 chat: url("/chat/completions")?,
                 completions: url("/completions")?,
                 embeddings: url("/embeddings")?,
             },
-            // One endpoint for everything; the pipeline refuses what Messages cannot serve.
-            ProviderKind::Anthropic => Self {
-                chat: url("/messages")?,
-                completions: url("/messages")?,
-                embeddings: url("/messages")?,
-            },
-            ProviderKind::Gemini => Self {
-                // Checks the base once; the per-model URLs are built from it per call.
-                chat: url("/models").map(|_| None)?,
-                completions: None,
-                embeddings: None,
-            },
+            ProviderKind::Anthropic => {
+                let messages = url("/messages")?;
+                Self::Fixed {
+                    chat: messages.clone(),
+                    completions: messages.clone(),
+                    embeddings: messages,
+                }
+            }
+            ProviderKind::Gemini => {
+                url("/models")?;
+                Self::PerModel
+            }
         })
     }
 }
@@ -63,21 +72,19 @@ pub fn request(
     request_id: &str,
 ) -> reqwest::RequestBuilder {
     let base = &up.cfg.base_url;
-    let fixed = match op {
-        Op::Chat { .. } => up.endpoints.chat.as_ref(),
-        Op::Completions => up.endpoints.completions.as_ref(),
-        Op::Embeddings => up.endpoints.embeddings.as_ref(),
-    };
-    // Only Gemini has no fixed URLs: its model is part of the path.
-    let builder = match (fixed, op) {
-        (Some(url), _) => up.client.post(url.clone()),
-        (None, Op::Chat { stream: true }) => up.client.post(format!(
+    let builder = match (&up.endpoints, op) {
+        (Endpoints::Fixed { chat, .. }, Op::Chat { .. }) => up.client.post(chat.clone()),
+        (Endpoints::Fixed { completions, .. }, Op::Completions) => {
+            up.client.post(completions.clone())
+        }
+        (Endpoints::Fixed { embeddings, .. }, Op::Embeddings) => up.client.post(embeddings.clone()),
+        (Endpoints::PerModel, Op::Chat { stream: true }) => up.client.post(format!(
             "{base}/models/{model}:streamGenerateContent?alt=sse"
         )),
-        (None, Op::Embeddings) => up
+        (Endpoints::PerModel, Op::Embeddings) => up
             .client
             .post(format!("{base}/models/{model}:batchEmbedContents")),
-        (None, _) => up
+        (Endpoints::PerModel, Op::Chat { stream: false } | Op::Completions) => up
             .client
             .post(format!("{base}/models/{model}:generateContent")),
     };

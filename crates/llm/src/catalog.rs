@@ -120,11 +120,11 @@ impl Catalog {
         }
     }
 
-    /// The entry for `model` under `provider`, else under any family (an OpenAI-compatible host
-    /// serving a well-known model).
-    pub fn lookup(&self, provider: &str, model: &str) -> Option<&ModelInfo> {
-        self.by_provider
-            .get(provider)
+    /// The entry for `model` under `provider`'s family, else under any family (an
+    /// OpenAI-compatible host serving a well-known model has no family of its own).
+    pub fn lookup(&self, provider: Option<&str>, model: &str) -> Option<&ModelInfo> {
+        provider
+            .and_then(|p| self.by_provider.get(p))
             .and_then(|m| m.get(model))
             .or_else(|| self.by_provider.values().find_map(|m| m.get(model)))
     }
@@ -196,9 +196,9 @@ mod tests {
     #[test]
     fn lookup_falls_back_to_any_family() {
         let c = Catalog::builtin().unwrap();
-        assert!(c.lookup("anthropic", "claude-sonnet-4-5").is_some());
-        assert!(c.lookup("some-vllm-box", "gpt-4o").is_some());
-        assert!(c.lookup("anthropic", "no-such-model").is_none());
+        assert!(c.lookup(Some("anthropic"), "claude-sonnet-4-5").is_some());
+        assert!(c.lookup(None, "gpt-4o").is_some());
+        assert!(c.lookup(Some("anthropic"), "no-such-model").is_none());
     }
 
     #[test]
