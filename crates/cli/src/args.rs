@@ -9,13 +9,39 @@ use std::time::Duration;
 use clap::{value_parser, Arg, ArgAction, ArgMatches};
 use gatehouse_mock::{Fault, Knobs};
 
+/// Where the node keeps its state: flags and `GATEHOUSE_*` variables, over `server:` settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NodeFlags {
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) store: Option<String>,
+    pub(crate) master_key: Option<PathBuf>,
+}
+
 /// What the user asked the binary to do.
 pub(crate) enum Command {
     Serve {
         config: Option<PathBuf>,
         listen: Option<SocketAddr>,
+        admin_listen: Option<SocketAddr>,
+        node: NodeFlags,
         demo: bool,
         demo_key: Option<String>,
+    },
+    Init {
+        node: NodeFlags,
+        owner: String,
+    },
+    Apply {
+        file: PathBuf,
+        config: Option<PathBuf>,
+        node: NodeFlags,
+        prune: bool,
+        dry_run: bool,
+    },
+    Export {
+        config: Option<PathBuf>,
+        node: NodeFlags,
+        show_secrets: bool,
     },
     Mock {
         listen: SocketAddr,
@@ -25,6 +51,49 @@ pub(crate) enum Command {
     Check {
         config: PathBuf,
     },
+}
+
+/// `--data-dir`, `--store`, `--master-key`: where the store and its key are.
+fn node_args(cmd: clap::Command) -> clap::Command {
+    cmd.arg(
+        Arg::new("data-dir")
+            .long("data-dir")
+            .env("GATEHOUSE_DATA_DIR")
+            .value_parser(value_parser!(PathBuf))
+            .help("The directory `gatehouse init` made (SQLite store and master key)"),
+    )
+    .arg(
+        Arg::new("store")
+            .long("store")
+            .env("GATEHOUSE_STORE_URL")
+            .help(
+            "The store's URL when it is not the data dir's SQLite file, e.g. postgres://host/db",
+        ),
+    )
+    .arg(
+        Arg::new("master-key")
+            .long("master-key")
+            .env("GATEHOUSE_MASTER_KEY_FILE")
+            .value_parser(value_parser!(PathBuf))
+            .help("The master key file (default <data-dir>/master.key)"),
+    )
+}
+
+fn node_flags(m: &ArgMatches) -> NodeFlags {
+    NodeFlags {
+        data_dir: m.get_one::<PathBuf>("data-dir").cloned(),
+        store: m.get_one::<String>("store").cloned(),
+        master_key: m.get_one::<PathBuf>("master-key").cloned(),
+    }
+}
+
+fn config_arg() -> Arg {
+    Arg::new("config")
+        .long("config")
+        .short('c')
+        .env("GATEHOUSE_CONFIG")
+        .value_parser(value_parser!(PathBuf))
+        .help("The config file (see docs/configuration.md)")
 }
 
 fn cli() -> clap::Command {
@@ -40,24 +109,23 @@ fn cli() -> clap::Command {
         .about("An AI gateway: one OpenAI-compatible endpoint in front of every model provider")
         .subcommand_required(true)
         .arg_required_else_help(true)
-        .subcommand(
+        .subcommand(node_args(
             clap::Command::new("serve")
-                .about("Run the gateway")
-                .arg(
-                    Arg::new("config")
-                        .long("config")
-                        .short('c')
-                        .env("GATEHOUSE_CONFIG")
-                        .value_parser(value_parser!(PathBuf))
-                        .conflicts_with("demo")
-                        .help("The config file (see docs/configuration.md)"),
-                )
+                .about("Run the gateway (and, with a store, the admin API)")
+                .arg(config_arg().conflicts_with("demo"))
                 .arg(
                     Arg::new("listen")
                         .long("listen")
                         .env("GATEHOUSE_LISTEN")
                         .value_parser(value_parser!(SocketAddr))
                         .help("Listen address of the gateway, overriding server.listen"),
+                )
+                .arg(
+                    Arg::new("admin-listen")
+                        .long("admin-listen")
+                        .env("GATEHOUSE_ADMIN_LISTEN")
+                        .value_parser(value_parser!(SocketAddr))
+                        .help("Listen address of the admin API, overriding server.admin_listen"),
                 )
                 .arg(
                     Arg::new("demo")
@@ -71,7 +139,53 @@ fn cli() -> clap::Command {
                         .requires("demo")
                         .help("The client API key of the demo (default: a random one, printed at start)"),
                 ),
-        )
+        ))
+        .subcommand(node_args(
+            clap::Command::new("init")
+                .about("Create a store, its master key and an owner whose password is printed once")
+                .arg(
+                    Arg::new("owner")
+                        .long("owner")
+                        .default_value("owner")
+                        .help("The owner's username"),
+                ),
+        ))
+        .subcommand(node_args(
+            clap::Command::new("apply")
+                .about("Make the store hold the resources of a YAML file; prints what changes")
+                .arg(
+                    Arg::new("file")
+                        .short('f')
+                        .long("file")
+                        .required(true)
+                        .value_parser(value_parser!(PathBuf))
+                        .help("Resources: tenants, providers, models, services, apps"),
+                )
+                .arg(config_arg().help("A config file whose server: settings name the store"))
+                .arg(
+                    Arg::new("prune")
+                        .long("prune")
+                        .action(ArgAction::SetTrue)
+                        .help("Also delete resources the file does not name (never file-managed ones)"),
+                )
+                .arg(
+                    Arg::new("dry-run")
+                        .long("dry-run")
+                        .action(ArgAction::SetTrue)
+                        .help("Print what would change, and change nothing"),
+                ),
+        ))
+        .subcommand(node_args(
+            clap::Command::new("export")
+                .about("Print the store's resources as YAML in the schema apply reads")
+                .arg(config_arg().help("A config file whose server: settings name the store"))
+                .arg(
+                    Arg::new("show-secrets")
+                        .long("show-secrets")
+                        .action(ArgAction::SetTrue)
+                        .help("Print provider credentials in clear (default: masked to the last 4 characters)"),
+                ),
+        ))
         .subcommand(
             clap::Command::new("mock")
                 .about("Run the mock upstream (OpenAI, Anthropic and Gemini dialects) for tests and benchmarks")
@@ -149,6 +263,25 @@ impl Command {
                 },
                 expect_key: m.get_one::<String>("expect-key").cloned(),
             },
+            Some(("init", m)) => Self::Init {
+                node: node_flags(m),
+                owner: m
+                    .get_one::<String>("owner")
+                    .cloned()
+                    .unwrap_or_else(|| "owner".into()),
+            },
+            Some(("apply", m)) => Self::Apply {
+                file: m.get_one::<PathBuf>("file").cloned().unwrap_or_default(),
+                config: m.get_one::<PathBuf>("config").cloned(),
+                node: node_flags(m),
+                prune: m.get_flag("prune"),
+                dry_run: m.get_flag("dry-run"),
+            },
+            Some(("export", m)) => Self::Export {
+                config: m.get_one::<PathBuf>("config").cloned(),
+                node: node_flags(m),
+                show_secrets: m.get_flag("show-secrets"),
+            },
             Some(("check", m)) => Self::Check {
                 config: m.get_one::<PathBuf>("config").cloned().unwrap_or_default(),
             },
@@ -156,12 +289,16 @@ impl Command {
             Some((_, m)) => Self::Serve {
                 config: m.get_one::<PathBuf>("config").cloned(),
                 listen: m.get_one::<SocketAddr>("listen").copied(),
+                admin_listen: m.get_one::<SocketAddr>("admin-listen").copied(),
+                node: node_flags(m),
                 demo: m.get_flag("demo"),
                 demo_key: m.get_one::<String>("demo-key").cloned(),
             },
             None => Self::Serve {
                 config: None,
                 listen: None,
+                admin_listen: None,
+                node: NodeFlags::default(),
                 demo: false,
                 demo_key: None,
             },
@@ -215,5 +352,30 @@ mod tests {
             parse(&["gatehouse", "check"]).is_err(),
             "check needs --config"
         );
+        assert!(parse(&["gatehouse", "apply"]).is_err(), "apply needs -f");
+        let Ok(Command::Apply {
+            prune,
+            dry_run,
+            node,
+            ..
+        }) = parse(&[
+            "gatehouse",
+            "apply",
+            "-f",
+            "r.yaml",
+            "--prune",
+            "--dry-run",
+            "--data-dir",
+            "d",
+        ])
+        else {
+            panic!("apply did not parse")
+        };
+        assert!(prune && dry_run);
+        assert_eq!(node.data_dir, Some(PathBuf::from("d")));
+        assert!(matches!(
+            parse(&["gatehouse", "init", "--data-dir", "d"]),
+            Ok(Command::Init { ref owner, .. }) if owner == "owner"
+        ));
     }
 }

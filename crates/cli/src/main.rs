@@ -1,16 +1,17 @@
-//! The `gatehouse` binary: `serve`, `mock`, `check`.
+//! The `gatehouse` binary: `serve`, `init`, `apply`, `export`, `check`, `mock`.
 
 mod args;
+mod declarative;
 mod demo;
+mod init;
+mod node;
 mod output;
+mod serve;
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
-use gatehouse_gateway::server::{self, Stopped};
-use gatehouse_gateway::{RawConfig, Snapshot};
+use gatehouse_gateway::RawConfig;
 use gatehouse_mock::MockConfig;
 
 fn main() -> ExitCode {
@@ -47,33 +48,7 @@ fn init_logs() {
 
 async fn run(command: args::Command) -> anyhow::Result<ExitCode> {
     match command {
-        args::Command::Check { config } => {
-            let result = RawConfig::load(&config).and_then(RawConfig::validate);
-            match result {
-                Ok(cfg) => {
-                    output::line(&format!(
-                        "{}: ok ({} providers, {} models, {} keys)",
-                        config.display(),
-                        cfg.providers.len(),
-                        cfg.models.len(),
-                        cfg.keys.len()
-                    ));
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    for (path, message) in &e.problems {
-                        let at = if path.is_empty() {
-                            String::new()
-                        } else {
-                            format!("{path}: ")
-                        };
-                        eprintln!("{}: {at}{message}", config.display());
-                    }
-                    eprintln!("{} problem(s) found", e.problems.len());
-                    Ok(ExitCode::FAILURE)
-                }
-            }
-        }
+        args::Command::Check { config } => check(&config),
         args::Command::Mock {
             listen,
             knobs,
@@ -94,65 +69,77 @@ async fn run(command: args::Command) -> anyhow::Result<ExitCode> {
         args::Command::Serve {
             config,
             listen,
+            admin_listen,
+            node,
             demo,
             demo_key,
         } => {
-            let (raw, demo_key) = if demo {
-                let key = demo_key.unwrap_or_else(demo::generate_key);
-                let text = demo::start(&key).await?;
-                (RawConfig::parse(&text, &|_| None)?, Some(key))
-            } else {
-                let path = config.context(
-                    "no config: pass --config FILE (or --demo to try Gatehouse without one)",
-                )?;
-                (
-                    RawConfig::load(&path)
-                        .map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))?,
-                    None,
-                )
-            };
-            let mut cfg = raw.validate()?;
-            if let Some(addr) = listen {
-                cfg.server.listen = addr;
-            }
-            let drain = cfg.server.drain_timeout;
-            let addr = cfg.server.listen;
-            let snapshot = Arc::new(Snapshot::build(cfg)?);
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            let local = listener.local_addr()?;
-            tracing::info!(addr = %local, providers = snapshot.providers.len(), models = snapshot.models.len(), "gateway listening");
-            if let Some(key) = demo_key {
-                print_demo_banner(local, &key);
-            }
-            match server::serve(listener, snapshot, drain, shutdown_signal()).await? {
-                Stopped::Drained => tracing::info!("stopped: all calls drained"),
-                Stopped::DrainTimedOut => tracing::warn!("stopped: drain timeout passed"),
-            }
+            serve::run(serve::Args {
+                config,
+                listen,
+                admin_listen,
+                node,
+                demo,
+                demo_key,
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        args::Command::Init { node, owner } => {
+            init::run(node, &owner).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        args::Command::Apply {
+            file,
+            config,
+            node,
+            prune,
+            dry_run,
+        } => {
+            declarative::apply(&file, config, &node, prune, dry_run).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        args::Command::Export {
+            config,
+            node,
+            show_secrets,
+        } => {
+            declarative::export(config, &node, show_secrets).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn print_demo_banner(addr: SocketAddr, key: &str) {
-    output::line(&format!(
-        r#"
-Gatehouse demo: http://{addr}/v1  (an in-process mock plays OpenAI, Anthropic and Gemini)
-  API key: {key}
-  models:  demo/gpt (OpenAI dialect), demo/claude (Anthropic), demo/gemini (Gemini),
-           demo/embedding, demo/gemini-embedding
-Try:
-  curl -s http://{addr}/v1/chat/completions \
-    -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \
-    -d '{{"model": "demo/claude", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
-Stop with Ctrl-C.
-"#
-    ));
+fn check(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let result = RawConfig::load(config).and_then(RawConfig::validate);
+    match result {
+        Ok(cfg) => {
+            output::line(&format!(
+                "{}: ok ({} providers, {} models, {} keys)",
+                config.display(),
+                cfg.providers.len(),
+                cfg.models.len(),
+                cfg.keys.len()
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            for (path, message) in &e.problems {
+                let at = if path.is_empty() {
+                    String::new()
+                } else {
+                    format!("{path}: ")
+                };
+                eprintln!("{}: {at}{message}", config.display());
+            }
+            eprintln!("{} problem(s) found", e.problems.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");

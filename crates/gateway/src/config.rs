@@ -4,8 +4,11 @@
 //! with unknown fields rejected; step two checks references, URLs, durations and sizes and reports
 //! every problem at once, each with its path in the file (`models[2].targets[0].provider: …`).
 
+mod resources;
+
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use gatehouse_llm::catalog::CatalogFile;
@@ -13,6 +16,11 @@ use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
 use crate::error::ConfigError;
+
+pub use resources::{
+    valid_slug, Lifecycle, RawApp, RawRoute, RawService, RawTenant, RawUpstreamNode, ServiceKind,
+    Visibility,
+};
 
 /// The config file as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -29,6 +37,14 @@ pub struct RawConfig {
     /// Additions to and overrides of the built-in model catalog.
     #[serde(default)]
     pub catalog: Vec<CatalogFile>,
+    /// Tenants, services and apps need a store (`server.data_dir` or `server.store`): they are
+    /// applied to it at start and managed by this file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<RawTenant>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<RawService>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<RawApp>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -39,6 +55,14 @@ pub struct RawServer {
     pub max_body: Option<String>,
     /// How long in-flight requests may run after SIGTERM, e.g. `30s`.
     pub drain_timeout: Option<String>,
+    /// Listen address of the admin API (default `127.0.0.1:8090`); used when there is a store.
+    pub admin_listen: Option<String>,
+    /// The directory `gatehouse init` made: the SQLite store and the master key live there.
+    pub data_dir: Option<PathBuf>,
+    /// The store's URL, when it is not the SQLite file in `data_dir` (e.g. `postgres://…`).
+    pub store: Option<String>,
+    /// The master key file (default `<data_dir>/master.key`).
+    pub master_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,44 +72,65 @@ pub struct RawKey {
     pub key: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     pub name: String,
+    /// The owning tenant; absent for the install's providers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     pub kind: ProviderKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub api_keys: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "RawTimeouts::is_unset")]
     pub timeouts: RawTimeouts,
     /// `max_tokens` sent to providers that require one when the client set none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_max_tokens: Option<u32>,
     /// Upstream models to list in `GET /v1/models` (else the catalog's models of this kind).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimeouts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_byte: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl RawTimeouts {
+    fn is_unset(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
     pub name: String,
+    /// The owning tenant, whose apps may call it without a subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// An install-wide model every app may call without a subscription.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open: bool,
     pub targets: Vec<RawTarget>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
     pub provider: String,
@@ -94,12 +139,12 @@ pub struct RawTarget {
     pub weight: u32,
 }
 
-fn default_weight() -> u32 {
+pub(crate) fn default_weight() -> u32 {
     1
 }
 
 /// The upstream API families Gatehouse can call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     Openai,
@@ -146,6 +191,9 @@ pub struct Config {
     pub providers: Vec<Provider>,
     pub models: Vec<RawModel>,
     pub catalog: Vec<CatalogFile>,
+    pub tenants: Vec<RawTenant>,
+    pub services: Vec<RawService>,
+    pub apps: Vec<RawApp>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,11 +201,16 @@ pub struct Server {
     pub listen: SocketAddr,
     pub max_body: usize,
     pub drain_timeout: Duration,
+    pub admin_listen: SocketAddr,
+    pub data_dir: Option<PathBuf>,
+    pub store: Option<String>,
+    pub master_key_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Provider {
     pub name: String,
+    pub tenant: Option<String>,
     pub kind: ProviderKind,
     pub base_url: String,
     pub api_keys: Vec<String>,
@@ -188,6 +241,7 @@ impl Default for Timeouts {
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8090";
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 
 impl RawConfig {
@@ -242,8 +296,39 @@ impl RawConfig {
             self.server.drain_timeout.as_deref(),
             Duration::from_secs(30),
         );
+        let admin = self
+            .server
+            .admin_listen
+            .as_deref()
+            .unwrap_or(DEFAULT_ADMIN_LISTEN);
+        let admin_listen = admin
+            .parse::<SocketAddr>()
+            .map_err(|e| {
+                p.add(
+                    "server.admin_listen",
+                    format!("{admin:?} is not an address like 127.0.0.1:8090: {e}"),
+                )
+            })
+            .unwrap_or_else(|()| SocketAddr::from(([127, 0, 0, 1], 8090)));
+        let stored = self.server.data_dir.is_some() || self.server.store.is_some();
+        if !stored {
+            for (what, n) in [
+                ("tenants", self.tenants.len()),
+                ("services", self.services.len()),
+                ("apps", self.apps.len()),
+            ] {
+                if n > 0 {
+                    p.add(
+                        what,
+                        "needs a store: set server.data_dir (see `gatehouse init`) or server.store"
+                            .into(),
+                    );
+                }
+            }
+        }
+        resources::check(&self, &mut p);
 
-        if self.keys.is_empty() {
+        if self.keys.is_empty() && !stored {
             p.add(
                 "keys",
                 "at least one client key is required (keys: [{name, key}])".into(),
@@ -353,6 +438,7 @@ impl RawConfig {
             }
             providers.push(Provider {
                 name: raw.name,
+                tenant: raw.tenant,
                 kind: raw.kind,
                 base_url,
                 api_keys,
@@ -398,17 +484,24 @@ impl RawConfig {
                 listen,
                 max_body,
                 drain_timeout,
+                admin_listen,
+                data_dir: self.server.data_dir,
+                store: self.server.store,
+                master_key_file: self.server.master_key_file,
             },
             keys: self.keys,
             providers,
             models: self.models,
             catalog: self.catalog,
+            tenants: self.tenants,
+            services: self.services,
+            apps: self.apps,
         })
     }
 }
 
 #[derive(Default)]
-struct Problems(Vec<(String, String)>);
+pub(crate) struct Problems(Vec<(String, String)>);
 
 impl Problems {
     fn add(&mut self, path: &str, message: String) {

@@ -26,6 +26,10 @@ pub enum GatewayError {
     MissingKey,
     #[error("invalid API key")]
     InvalidKey,
+    #[error("this API key expired")]
+    ExpiredKey,
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("no route for {method} {path}")]
@@ -80,6 +84,12 @@ impl GatewayError {
                 "invalid_request_error",
                 Some("invalid_api_key"),
             ),
+            Self::ExpiredKey => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("expired_api_key"),
+            ),
+            Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, "permission_error", Some(code)),
             Self::PayloadTooLarge { .. } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request_error",

@@ -1,7 +1,5 @@
 //! HTTP handlers: extract, run the pipeline, respond. Nothing else happens here.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri};
@@ -10,10 +8,10 @@ use axum::{Extension, Json};
 
 use crate::call::{RequestId, Surface};
 use crate::error::GatewayError;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Shared, Snapshot};
 use crate::{models, pipeline};
 
-type Snap = State<Arc<Snapshot>>;
+type Snap = State<Shared>;
 
 async fn proxy(
     snap: &Snapshot,
@@ -33,7 +31,7 @@ pub(crate) async fn chat(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    proxy(&snap, id, Surface::Chat, headers, body).await
+    proxy(&snap.load_full(), id, Surface::Chat, headers, body).await
 }
 
 pub(crate) async fn completions(
@@ -42,7 +40,7 @@ pub(crate) async fn completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    proxy(&snap, id, Surface::Completions, headers, body).await
+    proxy(&snap.load_full(), id, Surface::Completions, headers, body).await
 }
 
 pub(crate) async fn embeddings(
@@ -51,15 +49,16 @@ pub(crate) async fn embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    proxy(&snap, id, Surface::Embeddings, headers, body).await
+    proxy(&snap.load_full(), id, Surface::Embeddings, headers, body).await
 }
 
 pub(crate) async fn list_models(
     State(snap): Snap,
     headers: HeaderMap,
 ) -> Result<Response, GatewayError> {
-    pipeline::authenticate(&snap, &headers)?;
-    Ok(Json(models::list(&snap)).into_response())
+    let snap = snap.load_full();
+    let principal = pipeline::authenticate(&snap, &headers)?;
+    Ok(Json(models::list(&snap, &principal)).into_response())
 }
 
 pub(crate) async fn get_model(
@@ -67,7 +66,9 @@ pub(crate) async fn get_model(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, GatewayError> {
-    pipeline::authenticate(&snap, &headers)?;
+    let snap = snap.load_full();
+    let principal = pipeline::authenticate(&snap, &headers)?;
+    pipeline::authorise(&snap, &principal, &id)?;
     let model = models::get(&snap, &id)
         .ok_or_else(|| GatewayError::ModelNotFound(format!("the model `{id}` does not exist")))?;
     Ok(Json(model).into_response())

@@ -5,6 +5,7 @@
 //! `providers` knows each upstream's URLs and auth, `upstream` owns the HTTP clients and timeouts,
 //! `stream` drives server-sent events, and `error` is the one place errors become responses.
 
+pub mod access;
 pub mod call;
 pub mod config;
 pub mod error;
@@ -12,12 +13,14 @@ mod handlers;
 pub mod models;
 pub mod pipeline;
 pub mod providers;
+pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod snapshot;
+pub mod stored;
 pub mod stream;
 pub mod upstream;
 
 pub use config::{Config, RawConfig};
 pub use error::{ConfigError, GatewayError};
-pub use snapshot::Snapshot;
+pub use snapshot::{Shared, Snapshot};

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Principal, Snapshot};
 
 /// One entry of the OpenAI model list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,9 +30,11 @@ fn entry(id: String, owned_by: &str) -> ModelEntry {
 
 /// Every model name the caller can send: logical names first, sorted, then per provider (sorted)
 /// the models its config lists, or else the catalog's models of its kind (none for
-/// `openai_compatible`, whose models only its config can name).
-pub fn list(snap: &Snapshot) -> ModelList {
-    let mut logical: Vec<&String> = snap.models.keys().collect();
+/// `openai_compatible`, whose models only its config can name). An app's key sees only what it
+/// may call.
+pub fn list(snap: &Snapshot, principal: &Principal) -> ModelList {
+    let allowed = |name: &str| snap.access.authorise(principal, name).is_ok();
+    let mut logical: Vec<&String> = snap.models.keys().filter(|m| allowed(m)).collect();
     logical.sort();
     let mut data: Vec<ModelEntry> = logical
         .into_iter()
@@ -55,7 +57,9 @@ pub fn list(snap: &Snapshot) -> ModelList {
         data.extend(
             names
                 .into_iter()
-                .map(|m| entry(format!("{}/{m}", p.cfg.name), &p.cfg.name)),
+                .map(|m| format!("{}/{m}", p.cfg.name))
+                .filter(|id| allowed(id))
+                .map(|id| entry(id, &p.cfg.name)),
         );
     }
     ModelList {

@@ -36,12 +36,14 @@ pub async fn run(
     let call = Call::read(id, surface, headers, body, snap.max_body).await?;
     // 3. read the envelope: the model and the stream flag, without building the rest of the body.
     let envelope = Envelope::parse(&call.body)?;
-    // 4. plan the route: logical model or `provider/model` → one target.
+    // 4. authorise: the key's scopes and its app's subscriptions must cover the model.
+    authorise(snap, &principal, &envelope.model)?;
+    // 5. plan the route: logical model or `provider/model` → one target.
     let target = plan_route(snap, &envelope.model)?;
     tracing::debug!(key = %principal.key_name, model = %envelope.model, provider = %target.upstream.cfg.name, "routed");
-    // 5. translate the request into the provider's dialect, or pass it through.
+    // 6. translate the request into the provider's dialect, or pass it through.
     let mut outbound = translate_request(snap, &call, &envelope, &target)?;
-    // 6. dispatch: send upstream and wait for its response headers.
+    // 7. dispatch: send upstream and wait for its response headers.
     let deadline = Instant::now() + target.upstream.cfg.timeouts.total;
     let body = std::mem::take(&mut outbound.body);
     let req = providers::request(
@@ -52,11 +54,11 @@ pub async fn run(
         &call.id.0,
     );
     let upstream = target.upstream.send(req).await?;
-    // 7. respond: upstream errors in the client's shape, bodies and streams translated back.
+    // 8. respond: upstream errors in the client's shape, bodies and streams translated back.
     respond(&target, outbound, upstream, deadline).await
 }
 
-/// Finds the caller's key among the configured ones.
+/// Finds the caller's key by its keyed hash, and checks that it has not expired.
 pub fn authenticate(snap: &Snapshot, headers: &HeaderMap) -> Result<Principal, GatewayError> {
     let value = headers
         .get(http::header::AUTHORIZATION)
@@ -68,7 +70,27 @@ pub fn authenticate(snap: &Snapshot, headers: &HeaderMap) -> Result<Principal, G
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or(GatewayError::MissingKey)?
         .trim();
-    snap.keys.get(key).cloned().ok_or(GatewayError::InvalidKey)
+    let principal = snap
+        .keys
+        .get(&snap.hasher.hash(key))
+        .ok_or(GatewayError::InvalidKey)?;
+    if principal
+        .expires_at
+        .is_some_and(|at| at <= gatehouse_store::ids::now_ms())
+    {
+        return Err(GatewayError::ExpiredKey);
+    }
+    Ok(principal.clone())
+}
+
+/// Refuses the call unless the caller may use the model (see `access`).
+pub fn authorise(snap: &Snapshot, principal: &Principal, model: &str) -> Result<(), GatewayError> {
+    snap.access
+        .authorise(principal, model)
+        .map_err(|r| GatewayError::Forbidden {
+            code: r.code,
+            message: r.message,
+        })
 }
 
 /// Resolves the model name to one target.

@@ -1,7 +1,5 @@
 //! Paths to handlers, and the middleware around them. Nothing else.
 
-use std::sync::Arc;
-
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -11,10 +9,10 @@ use http::HeaderValue;
 
 use crate::call::RequestId;
 use crate::handlers;
-use crate::snapshot::Snapshot;
+use crate::snapshot::Shared;
 
 /// The data-plane router.
-pub fn router(snap: Arc<Snapshot>) -> Router {
+pub fn router(snap: Shared) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(handlers::chat))
         .route("/v1/completions", post(handlers::completions))

@@ -4,7 +4,6 @@
 //! in-flight requests and streams run to completion, bounded by `server.drain_timeout`.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
@@ -12,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::routes;
-use crate::snapshot::Snapshot;
+use crate::snapshot::Shared;
 
 /// How a server run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +25,7 @@ pub enum Stopped {
 /// Serves until `shutdown` resolves, then drains for at most `drain_timeout`.
 pub async fn serve(
     listener: TcpListener,
-    snap: Arc<Snapshot>,
+    snap: Shared,
     drain_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<Stopped> {

@@ -1,15 +1,26 @@
 //! The immutable view of the configuration that every request reads.
 //!
-//! Built once from a validated `Config`: providers with their HTTP clients, logical models with
-//! their targets, client keys, and the model catalog. The request path reads it without locks.
+//! Built from a validated `Config` (and, with a store, its keys and subscriptions): providers
+//! with their HTTP clients, logical models with their targets, client keys by keyed hash, the
+//! access rules, and the model catalog. The request path reads it without locks; a change builds
+//! a new one and swaps it into the `Shared` cell, while calls in flight keep the one they began
+//! with. Providers whose settings did not change keep their HTTP client and its connections.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use gatehouse_llm::catalog::Catalog;
+use gatehouse_store::secrets::MasterKey;
 
+use crate::access::Access;
+pub use crate::access::{Principal, Who};
 use crate::config::Config;
+use crate::stored::Stored;
 use crate::upstream::Upstream;
+
+/// The snapshot the data plane serves from, swapped atomically on change.
+pub type Shared = Arc<ArcSwap<Snapshot>>;
 
 /// One place a model name can be served from.
 #[derive(Debug, Clone)]
@@ -45,19 +56,16 @@ impl LogicalModel {
     }
 }
 
-/// A caller, as identified by its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub key_name: Arc<str>,
-}
-
 /// Everything a request needs, immutable.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// Client keys → who they are. A `HashMap` with the std keyed SipHash: a lookup compares
-    /// the presented key to a stored one only when their 64-bit keyed hashes collide, so response
-    /// time reveals nothing usable about stored keys.
-    pub keys: HashMap<String, Principal>,
+    /// Client keys, by their keyed hash (`hasher`), → who they are. The presented key is hashed
+    /// before the lookup, so response time reveals nothing usable about stored keys.
+    pub keys: HashMap<[u8; 32], Principal>,
+    pub hasher: Arc<MasterKey>,
+    pub access: Access,
+    /// The store revision this snapshot was built from (0 without a store).
+    pub revision: i64,
     pub providers: HashMap<String, Arc<Upstream>>,
     pub models: HashMap<String, LogicalModel>,
     pub catalog: Catalog,
@@ -81,18 +89,41 @@ pub enum SnapshotError {
     },
     #[error(transparent)]
     Catalog(#[from] gatehouse_llm::LlmError),
+    #[error(transparent)]
+    Key(#[from] gatehouse_store::StoreError),
 }
 
 impl Snapshot {
+    /// A snapshot of a config file alone: static keys, hashed with a key of this process.
     pub fn build(cfg: Config) -> Result<Self, SnapshotError> {
+        Self::build_with(cfg, None, Arc::new(MasterKey::ephemeral()?), None)
+    }
+
+    /// A snapshot of the config plus the store's keys and subscriptions; reuses `previous`'s
+    /// upstream clients where a provider is unchanged.
+    pub fn build_with(
+        cfg: Config,
+        stored: Option<&Stored>,
+        hasher: Arc<MasterKey>,
+        previous: Option<&Snapshot>,
+    ) -> Result<Self, SnapshotError> {
         let mut catalog = Catalog::builtin()?;
-        for file in cfg.catalog {
+        for file in cfg.catalog.iter().cloned() {
             catalog.merge(file);
         }
+        let access = Access::build(&cfg, stored);
         let mut providers = HashMap::new();
         for p in cfg.providers {
             let name = p.name.clone();
-            providers.insert(name, Arc::new(Upstream::new(p)?));
+            let reused = previous
+                .and_then(|s| s.providers.get(&name))
+                .filter(|u| u.cfg == p)
+                .cloned();
+            let upstream = match reused {
+                Some(u) => u,
+                None => Arc::new(Upstream::new(p)?),
+            };
+            providers.insert(name, upstream);
         }
         let models = cfg
             .models
@@ -119,23 +150,64 @@ impl Snapshot {
                 (m.name, model)
             })
             .collect();
-        let keys = cfg
+        let mut keys: HashMap<[u8; 32], Principal> = cfg
             .keys
             .into_iter()
             .map(|k| {
                 let principal = Principal {
                     key_name: Arc::from(k.name.as_str()),
+                    who: Who::Operator,
+                    expires_at: None,
+                    scopes: Arc::from(Vec::new()),
                 };
-                (k.key, principal)
+                (hasher.hash(&k.key), principal)
             })
             .collect();
+        if let Some(st) = stored {
+            let apps: HashMap<&str, (&str, &str)> = st
+                .rows
+                .values()
+                .filter(|r| r.kind == gatehouse_store::Kind::App)
+                .filter_map(|r| {
+                    let tenant = st.tenant_names.get(r.tenant_id.as_deref()?)?;
+                    Some((r.id.as_str(), (r.name.as_str(), tenant.as_str())))
+                })
+                .collect();
+            for k in &st.keys {
+                let (Ok(hash), Some((app, tenant))) = (
+                    <[u8; 32]>::try_from(k.hash.as_slice()),
+                    apps.get(k.key.app_id.as_str()),
+                ) else {
+                    continue;
+                };
+                let principal = Principal {
+                    key_name: Arc::from(format!("{}{}", gatehouse_store::KEY_PREFIX, k.key.id)),
+                    who: Who::App {
+                        app_id: Arc::from(k.key.app_id.as_str()),
+                        app: Arc::from(*app),
+                        tenant: Arc::from(*tenant),
+                    },
+                    expires_at: k.key.expires_at,
+                    scopes: Arc::from(k.key.scopes.clone()),
+                };
+                keys.insert(hash, principal);
+            }
+        }
         Ok(Self {
             keys,
+            hasher,
+            access,
+            revision: stored.map_or(0, |s| s.revision),
             providers,
             models,
             catalog,
             max_body: cfg.server.max_body,
         })
+    }
+
+    /// Puts the snapshot in a cell the server reads and a reloader can swap.
+    pub fn into_shared(self) -> Shared {
+        Arc::new(ArcSwap::from_pointee(self))
     }
 
     /// Resolves a model name: a logical model first, then `provider/upstream-model`.

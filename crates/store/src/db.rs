@@ -137,6 +137,11 @@ impl Store {
         &self.key
     }
 
+    /// The master key, shared (the data plane's snapshots hash keys with it).
+    pub fn shared_key(&self) -> Arc<MasterKey> {
+        Arc::clone(&self.key)
+    }
+
     /// The current revision: it moves on every write, from any node.
     pub async fn revision(&self) -> Result<i64, StoreError> {
         let v: i64 = on!(self, pool => sqlx::query_scalar("SELECT value FROM revision WHERE id = 1")

@@ -278,7 +278,17 @@ impl Store {
         Ok(Page::cut(items, limit, |s| &s.id))
     }
 
-    /// Every approved subscription: for the snapshot.
+    /// Every subscription, whatever its state: for the snapshot, which explains refusals.
+    pub async fn all_subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        on!(self, pool => {
+            let rows = sqlx::query(&format!("{SELECT} ORDER BY s.id"))
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(subscription).collect()
+        })
+    }
+
+    /// Every approved subscription.
     pub async fn approved_subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
         on!(self, pool => {
             let rows = sqlx::query(&format!("{SELECT} WHERE s.state = 'approved'"))

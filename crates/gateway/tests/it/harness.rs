@@ -1,7 +1,6 @@
 //! Starts a mock upstream and a gateway in-process, on ephemeral ports.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_gateway::{RawConfig, Snapshot};
@@ -48,7 +47,7 @@ pub(crate) async fn start(extra_providers: &[&str], server: &str) -> Env {
         .unwrap()
         .validate()
         .unwrap();
-    let snap = Arc::new(Snapshot::build(cfg).unwrap());
+    let snap = Snapshot::build(cfg).unwrap().into_shared();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();

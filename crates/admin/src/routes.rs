@@ -1,0 +1,106 @@
+//! Admin paths to handlers, and the middleware around them. Nothing else.
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::handlers::{account, apps, models, providers, services, subs, tenants};
+use crate::{openapi, AdminState};
+
+/// The admin API under `/admin/v1`.
+pub fn router(state: AdminState) -> Router {
+    let v1 = Router::new()
+        .route("/login", post(account::login))
+        .route("/logout", post(account::logout))
+        .route("/me", get(account::me))
+        .route("/users", get(account::users).post(account::create_user))
+        .route(
+            "/users/{username}",
+            axum::routing::delete(account::delete_user),
+        )
+        .route("/tokens", get(account::tokens).post(account::create_token))
+        .route("/tokens/{id}", axum::routing::delete(account::revoke_token))
+        .route("/tenants", get(tenants::list).post(tenants::create))
+        .route(
+            "/tenants/{tenant}",
+            get(tenants::get)
+                .put(tenants::replace)
+                .delete(tenants::delete),
+        )
+        .route("/tenants/{tenant}/members", get(account::members))
+        .route(
+            "/tenants/{tenant}/members/{username}",
+            put(account::set_member).delete(account::remove_member),
+        )
+        .route("/tenants/{tenant}/apps", get(apps::list).post(apps::create))
+        .route(
+            "/tenants/{tenant}/apps/{app}",
+            get(apps::get).put(apps::replace).delete(apps::delete),
+        )
+        .route(
+            "/tenants/{tenant}/apps/{app}/keys",
+            get(apps::keys).post(apps::create_key),
+        )
+        .route(
+            "/tenants/{tenant}/apps/{app}/keys/{id}",
+            get(apps::get_key).delete(apps::revoke_key),
+        )
+        .route(
+            "/tenants/{tenant}/apps/{app}/keys/{id}/rotate",
+            post(apps::rotate_key),
+        )
+        .route(
+            "/tenants/{tenant}/apps/{app}/subscriptions",
+            get(apps::subscriptions).post(apps::subscribe),
+        )
+        .route("/providers", get(providers::list).post(providers::create))
+        .route(
+            "/providers/{name}",
+            get(providers::get)
+                .put(providers::replace)
+                .delete(providers::delete),
+        )
+        .route("/models", get(models::list).post(models::create))
+        .route(
+            "/models/{name}",
+            get(models::get).put(models::replace).delete(models::delete),
+        )
+        .route("/services", get(services::list).post(services::create))
+        .route(
+            "/services/{name}",
+            get(services::get)
+                .put(services::replace)
+                .delete(services::delete),
+        )
+        .route("/catalog", get(account::catalog))
+        .route("/subscriptions", get(subs::list))
+        .route("/subscriptions/{id}", get(subs::get))
+        .route("/subscriptions/{id}/approve", post(subs::approve))
+        .route("/subscriptions/{id}/reject", post(subs::reject))
+        .route("/subscriptions/{id}/revoke", post(subs::revoke))
+        .route("/audit", get(account::audit))
+        .route("/openapi.json", get(openapi::document))
+        .route("/docs", get(openapi::page));
+    Router::new()
+        .nest("/admin/v1", v1)
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_route)
+        // Outermost: admin answers are never cached by browsers or proxies.
+        .layer(middleware::from_fn(no_store))
+        .with_state(state)
+}
+
+async fn no_route(req: Request) -> ApiError {
+    ApiError::NoRoute(format!("{} {}", req.method(), req.uri().path()))
+}
+
+async fn no_store(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    resp
+}

@@ -1,0 +1,194 @@
+//! Who may call what: client keys as principals, and the rules of tenants, subscriptions and
+//! scopes.
+//!
+//! Keys are found by their keyed hash (the store's HMAC), so looking one up reveals nothing
+//! through timing and the snapshot never holds a key in clear. A key from the config file is the
+//! operator's own and may call everything. An app's key may call a model when the model is its
+//! tenant's own, or open to the install, or offered by a callable service that the app holds an
+//! approved subscription to — and, if the key has scopes, when the model or that service is
+//! among them. A refusal says which subscription is missing and what state it is in.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gatehouse_store::SubState;
+
+use crate::config::Config;
+use crate::stored::Stored;
+
+/// A caller, as identified by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The key's name (config keys) or visible id (app keys), for logs and records.
+    pub key_name: Arc<str>,
+    pub who: Who,
+    /// Unix milliseconds after which the key no longer works.
+    pub expires_at: Option<i64>,
+    /// Services or models the key is limited to; empty means no limit beyond its app's.
+    pub scopes: Arc<[String]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    /// A key from the config file: the operator's, unrestricted.
+    Operator,
+    App {
+        app_id: Arc<str>,
+        app: Arc<str>,
+        tenant: Arc<str>,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+struct ModelRule {
+    tenant: Option<String>,
+    open: bool,
+    /// Callable services offering the model.
+    services: Vec<String>,
+}
+
+/// The access rules of one snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    models: HashMap<String, ModelRule>,
+    provider_tenant: HashMap<String, Option<String>>,
+    /// (app id, service name) → state.
+    subscriptions: HashMap<(String, String), SubState>,
+}
+
+/// Why a call is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Access {
+    pub fn build(cfg: &Config, stored: Option<&Stored>) -> Self {
+        let mut models: HashMap<String, ModelRule> = cfg
+            .models
+            .iter()
+            .map(|m| {
+                let rule = ModelRule {
+                    tenant: m.tenant.clone(),
+                    open: m.open,
+                    services: Vec::new(),
+                };
+                (m.name.clone(), rule)
+            })
+            .collect();
+        for s in cfg.services.iter().filter(|s| s.state.callable()) {
+            for m in &s.models {
+                if let Some(rule) = models.get_mut(m) {
+                    rule.services.push(s.name.clone());
+                }
+            }
+        }
+        let subscriptions = stored
+            .map(|st| {
+                st.subscriptions
+                    .iter()
+                    .map(|s| ((s.app_id.clone(), s.service_name.clone()), s.state))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            models,
+            provider_tenant: cfg
+                .providers
+                .iter()
+                .map(|p| (p.name.clone(), p.tenant.clone()))
+                .collect(),
+            subscriptions,
+        }
+    }
+
+    /// Whether `p` may call `model` (a logical name, or `provider/model`).
+    pub fn authorise(&self, p: &Principal, model: &str) -> Result<(), Refusal> {
+        let Who::App {
+            app_id,
+            app,
+            tenant,
+        } = &p.who
+        else {
+            return Ok(());
+        };
+        let Some(rule) = self.models.get(model) else {
+            return self.authorise_direct(p, tenant, model);
+        };
+        let in_scope = |name: &str| p.scopes.is_empty() || p.scopes.iter().any(|s| s == name);
+        let scope_refusal = || Refusal {
+            code: "scope_denied",
+            message: format!(
+                "key {} is limited to {}; model `{model}` is not among them",
+                p.key_name,
+                p.scopes.join(", ")
+            ),
+        };
+        if rule.tenant.as_deref() == Some(&**tenant) || (rule.open && rule.tenant.is_none()) {
+            return if in_scope(model) {
+                Ok(())
+            } else {
+                Err(scope_refusal())
+            };
+        }
+        let mut states = Vec::new();
+        for service in &rule.services {
+            let state = self
+                .subscriptions
+                .get(&(app_id.to_string(), service.clone()))
+                .copied();
+            if state == Some(SubState::Approved) {
+                if in_scope(model) || in_scope(service) {
+                    return Ok(());
+                }
+                return Err(scope_refusal());
+            }
+            states.push((service, state));
+        }
+        let message = match states.as_slice() {
+            [] => format!("model `{model}` is not offered to app `{app}` (tenant `{tenant}`): it belongs to no published service it can subscribe to"),
+            list => {
+                let parts: Vec<String> = list
+                    .iter()
+                    .map(|(s, st)| match st {
+                        None => format!("service `{s}`: no subscription"),
+                        Some(st) => format!("service `{s}`: subscription {}", st.as_str()),
+                    })
+                    .collect();
+                format!(
+                    "app `{app}` (tenant `{tenant}`) needs an approved subscription to call model `{model}` ({})",
+                    parts.join("; ")
+                )
+            }
+        };
+        Err(Refusal {
+            code: "subscription_required",
+            message,
+        })
+    }
+
+    fn authorise_direct(&self, p: &Principal, tenant: &str, model: &str) -> Result<(), Refusal> {
+        let provider = model.split_once('/').map(|(p, _)| p).unwrap_or(model);
+        match self.provider_tenant.get(provider) {
+            Some(Some(owner)) if owner == tenant => {
+                if p.scopes.is_empty() || p.scopes.iter().any(|s| s == model) {
+                    Ok(())
+                } else {
+                    Err(Refusal {
+                        code: "scope_denied",
+                        message: format!("key {} is not scoped for `{model}`", p.key_name),
+                    })
+                }
+            }
+            // Unknown names fall through to routing, which answers 404.
+            None => Ok(()),
+            Some(_) => Err(Refusal {
+                code: "permission_denied",
+                message: format!(
+                    "`{model}` names a provider directly; apps may do that only with their own tenant's providers — call a model your app subscribes to instead"
+                ),
+            }),
+        }
+    }
+}

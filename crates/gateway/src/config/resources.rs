@@ -1,0 +1,303 @@
+//! The multi-tenant resources of the configuration model: tenants, services and apps, and the
+//! rules that tie them to providers and models.
+//!
+//! One schema serves `gatehouse.yaml`, `gatehouse apply -f` and the admin API (as JSON), so these
+//! types and their checks live here, next to providers and models. The checks are the same
+//! wherever a resource comes from: names, references, and tenant boundaries (a tenant's model may
+//! target only its own or the install's providers; a service may offer only models its tenant
+//! may use).
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Problems, RawConfig};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTenant {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApp {
+    pub name: String,
+    pub tenant: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// A service in the catalog: a set of models (AI) or routes to upstream nodes (REST).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub name: String,
+    /// The owning tenant; absent for the install's own services, which every tenant sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub kind: ServiceKind,
+    #[serde(default = "default_version")]
+    pub version: String,
+    #[serde(default)]
+    pub state: Lifecycle,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Markdown shown in the developer portal.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub docs: String,
+    #[serde(default)]
+    pub visibility: Visibility,
+    #[serde(default)]
+    pub requires_approval: bool,
+    /// AI services: the logical models the service offers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+    /// REST services: the upstream nodes requests are proxied to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstreams: Vec<RawUpstreamNode>,
+    /// REST services: which requests belong to the service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RawRoute>,
+}
+
+fn default_version() -> String {
+    "v1".to_owned()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamNode {
+    pub url: String,
+    #[serde(default = "super::default_weight")]
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// A path prefix under `/s/{service}`, e.g. `/orders`.
+    pub path: String,
+    /// Allowed methods; empty means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKind {
+    #[default]
+    Ai,
+    Rest,
+}
+
+/// A service's lifecycle: only `published` and `deprecated` services can be called, and only
+/// `published` ones accept new subscriptions.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    #[default]
+    Draft,
+    Published,
+    Deprecated,
+    Retired,
+}
+
+impl Lifecycle {
+    pub fn callable(self) -> bool {
+        matches!(self, Self::Published | Self::Deprecated)
+    }
+
+    /// Whether a service may move from `self` to `to`: forward, or back from deprecated to
+    /// published.
+    pub fn may_become(self, to: Self) -> bool {
+        to >= self || (self == Self::Deprecated && to == Self::Published)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Only the owning tenant's apps see and subscribe to it.
+    #[default]
+    Private,
+    /// Listed in the catalog for every tenant.
+    Shared,
+}
+
+/// Whether a name fits in URLs and YAML unquoted: 1–64 of `[A-Za-z0-9._-]`, starting alphanumeric.
+pub fn valid_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+const SLUG: &str =
+    "must be 1–64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit";
+
+/// Checks names, references and tenant boundaries across all resources.
+pub(super) fn check(cfg: &RawConfig, p: &mut Problems) {
+    let mut tenants = HashSet::new();
+    for (i, t) in cfg.tenants.iter().enumerate() {
+        if !valid_slug(&t.name) {
+            p.add(
+                &format!("tenants[{i}].name"),
+                format!("{:?} {SLUG}", t.name),
+            );
+        }
+        if !tenants.insert(t.name.as_str()) {
+            p.add(
+                &format!("tenants[{i}].name"),
+                format!("tenant {:?} is defined twice", t.name),
+            );
+        }
+    }
+    let tenant_ref = |p: &mut Problems, at: String, t: &Option<String>| {
+        if let Some(t) = t {
+            if !tenants.contains(t.as_str()) {
+                p.add(&at, format!("no tenant named {t:?}"));
+            }
+        }
+    };
+    let provider_tenant: HashMap<&str, Option<&str>> = cfg
+        .providers
+        .iter()
+        .map(|pr| (pr.name.as_str(), pr.tenant.as_deref()))
+        .collect();
+    for (i, pr) in cfg.providers.iter().enumerate() {
+        tenant_ref(p, format!("providers[{i}].tenant"), &pr.tenant);
+    }
+    let model_tenant: HashMap<&str, Option<&str>> = cfg
+        .models
+        .iter()
+        .map(|m| (m.name.as_str(), m.tenant.as_deref()))
+        .collect();
+    for (i, m) in cfg.models.iter().enumerate() {
+        tenant_ref(p, format!("models[{i}].tenant"), &m.tenant);
+        if let Some(own) = m.tenant.as_deref() {
+            for (j, t) in m.targets.iter().enumerate() {
+                if let Some(Some(other)) = provider_tenant.get(t.provider.as_str()) {
+                    if *other != own {
+                        p.add(
+                            &format!("models[{i}].targets[{j}].provider"),
+                            format!("provider {:?} belongs to another tenant", t.provider),
+                        );
+                    }
+                }
+            }
+        } else {
+            for (j, t) in m.targets.iter().enumerate() {
+                if let Some(Some(_)) = provider_tenant.get(t.provider.as_str()) {
+                    p.add(
+                        &format!("models[{i}].targets[{j}].provider"),
+                        format!(
+                            "provider {:?} belongs to a tenant; an install-wide model may only use install-wide providers",
+                            t.provider
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let mut services = HashSet::new();
+    for (i, s) in cfg.services.iter().enumerate() {
+        let at = format!("services[{i}]");
+        if !valid_slug(&s.name) {
+            p.add(&format!("{at}.name"), format!("{:?} {SLUG}", s.name));
+        }
+        if !services.insert(s.name.as_str()) {
+            p.add(
+                &format!("{at}.name"),
+                format!("service {:?} is defined twice", s.name),
+            );
+        }
+        tenant_ref(p, format!("{at}.tenant"), &s.tenant);
+        match s.kind {
+            ServiceKind::Ai => {
+                if !s.upstreams.is_empty() || !s.routes.is_empty() {
+                    p.add(
+                        &format!("{at}.kind"),
+                        "upstreams and routes belong to kind rest".into(),
+                    );
+                }
+                for (j, m) in s.models.iter().enumerate() {
+                    match model_tenant.get(m.as_str()) {
+                        None => p.add(
+                            &format!("{at}.models[{j}]"),
+                            format!("no model named {m:?}"),
+                        ),
+                        Some(Some(owner)) if s.tenant.as_deref() != Some(*owner) => p.add(
+                            &format!("{at}.models[{j}]"),
+                            format!("model {m:?} belongs to another tenant"),
+                        ),
+                        Some(_) => {}
+                    }
+                }
+            }
+            ServiceKind::Rest => {
+                if !s.models.is_empty() {
+                    p.add(&format!("{at}.models"), "models belong to kind ai".into());
+                }
+                for (j, u) in s.upstreams.iter().enumerate() {
+                    match url::Url::parse(&u.url) {
+                        Ok(parsed)
+                            if matches!(parsed.scheme(), "http" | "https")
+                                && parsed.host().is_some() => {}
+                        _ => p.add(
+                            &format!("{at}.upstreams[{j}].url"),
+                            format!("{:?} is not an http(s) URL with a host", u.url),
+                        ),
+                    }
+                }
+                for (j, r) in s.routes.iter().enumerate() {
+                    if !r.path.starts_with('/') {
+                        p.add(
+                            &format!("{at}.routes[{j}].path"),
+                            "a route path starts with '/'".into(),
+                        );
+                    }
+                    for (k, m) in r.methods.iter().enumerate() {
+                        if http::Method::from_bytes(m.as_bytes()).is_err() {
+                            p.add(
+                                &format!("{at}.routes[{j}].methods[{k}]"),
+                                format!("{m:?} is not an HTTP method"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut apps = HashSet::new();
+    for (i, a) in cfg.apps.iter().enumerate() {
+        if !valid_slug(&a.name) {
+            p.add(&format!("apps[{i}].name"), format!("{:?} {SLUG}", a.name));
+        }
+        if !apps.insert((a.tenant.as_str(), a.name.as_str())) {
+            p.add(
+                &format!("apps[{i}].name"),
+                format!("app {:?} is defined twice in tenant {:?}", a.name, a.tenant),
+            );
+        }
+        tenant_ref(p, format!("apps[{i}].tenant"), &Some(a.tenant.clone()));
+    }
+}
