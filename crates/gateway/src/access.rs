@@ -192,3 +192,136 @@ impl Access {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+
+    fn access(subs: &[(&str, &str, SubState)]) -> Access {
+        let cfg = RawConfig::parse(
+            r#"
+server: { data_dir: "." }
+tenants: [{name: acme}, {name: other}]
+providers:
+  - {name: shared, kind: openai, api_keys: [k]}
+  - {name: acme-llm, tenant: acme, kind: openai, api_keys: [k]}
+  - {name: other-llm, tenant: other, kind: openai, api_keys: [k]}
+models:
+  - {name: premium, targets: [{provider: shared, model: gpt-4o}]}
+  - {name: free, open: true, targets: [{provider: shared, model: gpt-4o-mini}]}
+  - {name: acme-own, tenant: acme, targets: [{provider: acme-llm, model: m}]}
+  - {name: other-own, tenant: other, targets: [{provider: other-llm, model: m}]}
+  - {name: unlisted, targets: [{provider: shared, model: x}]}
+services:
+  - {name: gold, models: [premium], state: published, requires_approval: true}
+  - {name: draft-svc, models: [unlisted], state: draft}
+"#,
+            &|_| None,
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        let stored = Stored {
+            subscriptions: subs
+                .iter()
+                .map(|(app, service, state)| gatehouse_store::Subscription {
+                    id: "s".into(),
+                    app_id: (*app).into(),
+                    app_name: "web".into(),
+                    app_tenant_id: "t".into(),
+                    service_id: "v".into(),
+                    service_name: (*service).into(),
+                    service_tenant_id: None,
+                    state: *state,
+                    requested_by: "x".into(),
+                    decided_by: None,
+                    reason: None,
+                    revision: 1,
+                    created_at: 0,
+                    updated_at: 0,
+                })
+                .collect(),
+            ..Stored::default()
+        };
+        Access::build(&cfg, Some(&stored))
+    }
+
+    fn app_key(scopes: &[&str]) -> Principal {
+        Principal {
+            key_name: "gatehouse_k".into(),
+            who: Who::App {
+                app_id: "app1".into(),
+                app: "web".into(),
+                tenant: "acme".into(),
+            },
+            expires_at: None,
+            scopes: scopes
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<Vec<_>>()
+                .into(),
+        }
+    }
+
+    #[test]
+    fn an_app_calls_its_tenants_models_open_ones_and_what_it_subscribed_to() {
+        let none = access(&[]);
+        let key = app_key(&[]);
+        assert!(none.authorise(&key, "acme-own").is_ok());
+        assert!(none.authorise(&key, "free").is_ok());
+        let r = none.authorise(&key, "premium").unwrap_err();
+        assert_eq!(r.code, "subscription_required");
+        assert!(
+            r.message.contains("service `gold`: no subscription"),
+            "{}",
+            r.message
+        );
+        let pending = access(&[("app1", "gold", SubState::Pending)]);
+        let r = pending.authorise(&key, "premium").unwrap_err();
+        assert!(r.message.contains("subscription pending"), "{}", r.message);
+        let approved = access(&[("app1", "gold", SubState::Approved)]);
+        assert!(approved.authorise(&key, "premium").is_ok());
+        let another_app = access(&[("app2", "gold", SubState::Approved)]);
+        assert!(another_app.authorise(&key, "premium").is_err());
+        let r = none.authorise(&key, "other-own").unwrap_err();
+        assert!(r.message.contains("not offered"), "{}", r.message);
+        assert!(
+            none.authorise(&key, "unlisted").is_err(),
+            "a draft service offers nothing"
+        );
+    }
+
+    #[test]
+    fn scopes_narrow_a_key_and_direct_provider_calls_stay_in_the_tenant() {
+        let approved = access(&[("app1", "gold", SubState::Approved)]);
+        assert!(approved.authorise(&app_key(&["gold"]), "premium").is_ok());
+        assert!(approved
+            .authorise(&app_key(&["premium"]), "premium")
+            .is_ok());
+        let r = approved
+            .authorise(&app_key(&["free"]), "premium")
+            .unwrap_err();
+        assert_eq!(r.code, "scope_denied");
+        assert!(approved.authorise(&app_key(&["free"]), "acme-own").is_err());
+        let key = app_key(&[]);
+        assert!(approved.authorise(&key, "acme-llm/some-model").is_ok());
+        assert_eq!(
+            approved.authorise(&key, "other-llm/m").unwrap_err().code,
+            "permission_denied"
+        );
+        assert_eq!(
+            approved.authorise(&key, "shared/gpt-4o").unwrap_err().code,
+            "permission_denied"
+        );
+        assert!(
+            approved.authorise(&key, "no-such-model").is_ok(),
+            "routing answers 404"
+        );
+        let operator = Principal {
+            who: Who::Operator,
+            ..app_key(&[])
+        };
+        assert!(access(&[]).authorise(&operator, "premium").is_ok());
+    }
+}

@@ -213,6 +213,12 @@ pub(crate) async fn create(
             doc.tenant().unwrap_or("(install)"),
         )?;
     }
+    if stored.row(kind, doc.tenant(), doc.name()).is_some() {
+        return Err(ApiError::Conflict(format!(
+            "{kind} `{}` already exists",
+            doc.name()
+        )));
+    }
     check::change(&stored, None, Some(&doc))?;
     let created = state
         .store
@@ -233,6 +239,7 @@ pub(crate) async fn replace(
 ) -> Result<Response, ApiError> {
     let (r, stored) = find(state, caller, kind, path_tenant, name).await?;
     let expected = if_match(headers)?;
+    fresh(&r, expected)?;
     if kind == Kind::Tenant {
         caller.require(Some(&r.id), Role::Admin, kind.as_str(), name)?;
     } else {
@@ -292,6 +299,7 @@ pub(crate) async fn delete(
 ) -> Result<Response, ApiError> {
     let (r, stored) = find(state, caller, kind, path_tenant, name).await?;
     let expected = if_match(headers)?;
+    fresh(&r, expected)?;
     if kind == Kind::Tenant {
         caller.require_owner()?;
     } else {
@@ -337,6 +345,18 @@ pub(crate) async fn delete(
         .delete_resource(kind, &r.id, expected, &caller.actor())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Refuses a write based on an old read before anything else is checked.
+fn fresh(r: &Resource, expected: Option<i64>) -> Result<(), ApiError> {
+    match expected {
+        Some(e) if e != r.revision => Err(ApiError::Stale {
+            kind: r.kind.to_string(),
+            name: r.name.clone(),
+            current: r.revision,
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn refuse_file_managed(r: &Resource) -> Result<(), ApiError> {

@@ -118,3 +118,53 @@ fn sizes_and_durations_parse() {
     assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
     assert!(parse_duration("soon").is_err());
 }
+
+#[test]
+fn tenant_resources_need_a_store_and_keep_to_their_tenant() {
+    let text = r#"
+keys: [{ name: a, key: "client-key-0123456789" }]
+tenants: [{ name: acme }, { name: "bad name" }]
+providers:
+  - { name: acme-llm, tenant: acme, kind: openai, api_keys: [k] }
+  - { name: ghost-llm, tenant: ghost, kind: openai, api_keys: [k] }
+models:
+  - { name: shared, targets: [{ provider: acme-llm, model: m }] }
+services:
+  - { name: svc, models: [nope], upstreams: [{ url: "http://x" }] }
+apps:
+  - { name: web, tenant: acme }
+  - { name: web, tenant: acme }
+"#;
+    let problems = RawConfig::parse(text, &env)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .problems;
+    let paths: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
+    for expected in [
+        "tenants",
+        "services",
+        "apps",
+        "tenants[1].name",
+        "providers[1].tenant",
+        "models[0].targets[0].provider",
+        "services[0].kind",
+        "services[0].models[0]",
+        "apps[1].name",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {problems:?}"
+        );
+    }
+    let with_store = format!("server: {{ data_dir: /tmp/x }}\n{text}");
+    let problems = RawConfig::parse(&with_store, &env)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .problems;
+    assert!(
+        !problems.iter().any(|(p, _)| p == "tenants"),
+        "a store allows tenants"
+    );
+}
