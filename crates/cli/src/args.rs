@@ -23,6 +23,8 @@ pub(crate) enum Command {
         config: Option<PathBuf>,
         listen: Option<SocketAddr>,
         admin_listen: Option<SocketAddr>,
+        redis: Option<String>,
+        capture_bodies: Option<String>,
         node: NodeFlags,
         demo: bool,
         demo_key: Option<String>,
@@ -119,6 +121,19 @@ fn cli() -> clap::Command {
                         .env("GATEHOUSE_LISTEN")
                         .value_parser(value_parser!(SocketAddr))
                         .help("Listen address of the gateway, overriding server.listen"),
+                )
+                .arg(
+                    Arg::new("redis")
+                        .long("redis")
+                        .env("GATEHOUSE_REDIS_URL")
+                        .help("Redis shared by the cluster's nodes, overriding server.redis"),
+                )
+                .arg(
+                    Arg::new("capture-bodies")
+                        .long("capture-bodies")
+                        .env("GATEHOUSE_CAPTURE_BODIES")
+                        .value_parser(["off", "errors", "all"])
+                        .help("Which bodies call records keep, overriding server.capture_bodies"),
                 )
                 .arg(
                     Arg::new("admin-listen")
@@ -290,6 +305,8 @@ impl Command {
                 config: m.get_one::<PathBuf>("config").cloned(),
                 listen: m.get_one::<SocketAddr>("listen").copied(),
                 admin_listen: m.get_one::<SocketAddr>("admin-listen").copied(),
+                redis: m.get_one::<String>("redis").cloned(),
+                capture_bodies: m.get_one::<String>("capture-bodies").cloned(),
                 node: node_flags(m),
                 demo: m.get_flag("demo"),
                 demo_key: m.get_one::<String>("demo-key").cloned(),
@@ -298,6 +315,8 @@ impl Command {
                 config: None,
                 listen: None,
                 admin_listen: None,
+                redis: None,
+                capture_bodies: None,
                 node: NodeFlags::default(),
                 demo: false,
                 demo_key: None,

@@ -44,11 +44,10 @@ models:
     )
 }
 
-/// A fresh demo key: 128 random bits, recognisable prefix.
-pub(crate) fn generate_key() -> String {
-    format!(
-        "gh-demo-{:016x}{:016x}",
-        fastrand::u64(..),
-        fastrand::u64(..)
-    )
+/// A fresh demo key: 190 bits from the OS CSPRNG, recognisable prefix.
+pub(crate) fn generate_key() -> anyhow::Result<String> {
+    Ok(format!(
+        "gh-demo-{}",
+        gatehouse_store::ids::random_base62(32)?
+    ))
 }

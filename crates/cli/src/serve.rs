@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use gatehouse_admin::apply::{self, Action};
+use gatehouse_gateway::config::CaptureBodies;
 use gatehouse_gateway::server::{self, Stopped};
 use gatehouse_gateway::{reload, RawConfig, Snapshot};
 use gatehouse_store::Actor;
@@ -23,6 +24,8 @@ pub(crate) struct Args {
     pub(crate) config: Option<PathBuf>,
     pub(crate) listen: Option<SocketAddr>,
     pub(crate) admin_listen: Option<SocketAddr>,
+    pub(crate) redis: Option<String>,
+    pub(crate) capture_bodies: Option<String>,
     pub(crate) node: NodeFlags,
     pub(crate) demo: bool,
     pub(crate) demo_key: Option<String>,
@@ -30,7 +33,10 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let (mut raw, demo_key) = if args.demo {
-        let key = args.demo_key.clone().unwrap_or_else(demo::generate_key);
+        let key = match args.demo_key.clone() {
+            Some(k) => k,
+            None => demo::generate_key()?,
+        };
         let text = demo::start(&key).await?;
         (RawConfig::parse(&text, &|_| None)?, Some(key))
     } else if let Some(path) = &args.config {
@@ -44,6 +50,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(addr) = args.admin_listen {
         raw.server.admin_listen = Some(addr.to_string());
+    }
+    if let Some(url) = &args.redis {
+        raw.server.redis = Some(url.clone());
+    }
+    if let Some(policy) = &args.capture_bodies {
+        raw.server.capture_bodies = Some(match policy.as_str() {
+            "errors" => CaptureBodies::Errors,
+            "all" => CaptureBodies::All,
+            _ => CaptureBodies::Off,
+        });
     }
     let node = node::resolve(&args.node, &raw.server)?;
     if node.is_none() && args.config.is_none() && !args.demo {

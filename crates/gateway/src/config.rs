@@ -63,6 +63,23 @@ pub struct RawServer {
     pub store: Option<String>,
     /// The master key file (default `<data_dir>/master.key`).
     pub master_key_file: Option<PathBuf>,
+    /// Redis shared by a cluster's nodes (`redis://…`, `rediss://…`); the limits backend reads it.
+    pub redis: Option<String>,
+    /// Which request and response bodies call records keep.
+    pub capture_bodies: Option<CaptureBodies>,
+}
+
+/// Which bodies the call log keeps (the call log applies it; see the configuration reference).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureBodies {
+    /// Metadata only: no bodies.
+    #[default]
+    Off,
+    /// Bodies of failed calls.
+    Errors,
+    /// Every body.
+    All,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,6 +222,8 @@ pub struct Server {
     pub data_dir: Option<PathBuf>,
     pub store: Option<String>,
     pub master_key_file: Option<PathBuf>,
+    pub redis: Option<String>,
+    pub capture_bodies: CaptureBodies,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -310,6 +329,15 @@ impl RawConfig {
                 )
             })
             .unwrap_or_else(|()| SocketAddr::from(([127, 0, 0, 1], 8090)));
+        if let Some(r) = &self.server.redis {
+            match url::Url::parse(r) {
+                Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "unix") => {}
+                _ => p.add(
+                    "server.redis",
+                    format!("{r:?} is not a Redis URL like redis://127.0.0.1:6379"),
+                ),
+            }
+        }
         let stored = self.server.data_dir.is_some() || self.server.store.is_some();
         if !stored {
             for (what, n) in [
@@ -488,6 +516,8 @@ impl RawConfig {
                 data_dir: self.server.data_dir,
                 store: self.server.store,
                 master_key_file: self.server.master_key_file,
+                redis: self.server.redis,
+                capture_bodies: self.server.capture_bodies.unwrap_or_default(),
             },
             keys: self.keys,
             providers,

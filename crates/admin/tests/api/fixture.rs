@@ -262,7 +262,12 @@ impl Fixture {
         h.get(header::ETAG).unwrap().to_str().unwrap().to_owned()
     }
 
-    pub(crate) async fn anonymous(&self, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn anonymous(
+        &self,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
         self.call(Who::Nobody, method, path, Some(body)).await
     }
 
@@ -292,7 +297,12 @@ impl Fixture {
         set.split(';').next().unwrap().to_owned()
     }
 
-    pub(crate) async fn with_cookie(&self, method: &str, path: &str, cookie: &str) -> (StatusCode, Value) {
+    pub(crate) async fn with_cookie(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: &str,
+    ) -> (StatusCode, Value) {
         let req = self
             .request(Who::Nobody, method, path, None)
             .header(header::COOKIE, cookie)

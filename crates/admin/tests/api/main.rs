@@ -1,7 +1,10 @@
 //! The admin API end to end over its router: roles, tenant isolation, concurrency, validation,
 //! file-managed resources, audit, declarative apply/export, and the OpenAPI document.
 
-#![expect(clippy::unwrap_used, reason = "tests: a failed unwrap is a failed test")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
 
 mod fixture;
 
