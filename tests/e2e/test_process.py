@@ -104,4 +104,4 @@ def test_the_demo_needs_no_config_and_prints_its_key(tmp_path):
 def test_serve_without_config_says_what_to_do():
     r = subprocess.run([BIN, "serve"], capture_output=True, text=True)
     assert r.returncode == 1
-    assert "no config: pass --config FILE (or --demo" in r.stderr
+    assert "nothing to serve: pass --config FILE, --data-dir DIR (see `gatehouse init`), or --demo" in r.stderr
