@@ -81,6 +81,7 @@ fn docs(cfg: &RawConfig) -> Vec<Doc> {
     out.extend(cfg.models.iter().cloned().map(Doc::Model));
     out.extend(cfg.services.iter().cloned().map(Doc::Service));
     out.extend(cfg.apps.iter().cloned().map(Doc::App));
+    out.extend(cfg.policies.iter().cloned().map(Doc::Policy));
     out
 }
 
@@ -212,6 +213,9 @@ pub async fn apply(
             .services
             .retain(|s| s.tenant.as_ref().is_none_or(|t| !gone.contains(t)));
         target.apps.retain(|a| !gone.contains(&a.tenant));
+        target
+            .policies
+            .retain(|p| p.tenant.as_ref().is_none_or(|t| !gone.contains(t)));
     }
     if !managed_clash.is_empty() {
         return Err(ApplyError::FileManaged(managed_clash));
@@ -239,6 +243,7 @@ fn order(kind: Kind) -> usize {
         Kind::Model => 2,
         Kind::Service => 3,
         Kind::App => 4,
+        Kind::Policy => 5,
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) fn plural(kind: Kind) -> &'static str {
         Kind::Model => "models",
         Kind::Service => "services",
         Kind::App => "apps",
+        Kind::Policy => "policies",
     }
 }
 
@@ -45,6 +46,7 @@ pub(crate) fn take(
             a.name == name && Some(a.tenant.as_str()) == tenant
         })
         .map(Doc::App),
+        Kind::Policy => pull(&mut cfg.policies, |p| p.name == name).map(Doc::Policy),
     }
 }
 
@@ -71,6 +73,10 @@ pub(crate) fn push(cfg: &mut RawConfig, doc: Doc) -> String {
             cfg.apps.push(a);
             (Kind::App, cfg.apps.len())
         }
+        Doc::Policy(p) => {
+            cfg.policies.push(p);
+            (Kind::Policy, cfg.policies.len())
+        }
     };
     format!("{}[{}]", plural(kind), len - 1)
 }
@@ -83,6 +89,7 @@ pub(crate) fn problems(cfg: &RawConfig) -> Vec<(String, String)> {
         models: cfg.models.clone(),
         services: cfg.services.clone(),
         apps: cfg.apps.clone(),
+        policies: cfg.policies.clone(),
         ..RawConfig::default()
     };
     // A store is what makes keys optional and tenants allowed.
@@ -164,6 +171,7 @@ pub(crate) fn describe(cfg: &RawConfig, path: &str) -> String {
             .apps
             .get(i)
             .map(|a| ("app", format!("{}/{}", a.tenant, a.name))),
+        "policies" => cfg.policies.get(i).map(|p| ("policy", p.name.clone())),
         _ => None,
     };
     match name {

@@ -7,6 +7,7 @@ pub(crate) mod audit;
 pub(crate) mod keys;
 pub(crate) mod resources;
 pub(crate) mod subscriptions;
+pub(crate) mod usage;
 pub(crate) mod users;
 
 use axum::extract::{Path, Query, State};
@@ -118,6 +119,14 @@ kind_handlers!(
     "/admin/v1/services",
     "/admin/v1/services/{name}",
     "services"
+);
+kind_handlers!(
+    policies,
+    gatehouse_store::Kind::Policy,
+    gatehouse_gateway::config::RawPolicy,
+    "/admin/v1/policies",
+    "/admin/v1/policies/{name}",
+    "policies"
 );
 
 /// Apps live under their tenant: `/tenants/{tenant}/apps/{app}`.
@@ -406,6 +415,16 @@ pub(crate) mod account {
         Path(id): Path<String>,
     ) -> Result<StatusCode> {
         users::revoke_token(&s, &c, &id).await
+    }
+
+    #[utoipa::path(get, path = "/admin/v1/policies/{name}/usage", tag = "policies", params(("name" = String, Path), usage::UsageQuery), responses((status = 200, description = "Each limit of the policy: used, of, remaining, resets_in_ms (spend in USD)"), (status = 404, body = crate::openapi::ErrorDoc)))]
+    pub(crate) async fn policy_usage(
+        State(s): State<AdminState>,
+        c: Caller,
+        Path(name): Path<String>,
+        Query(q): Query<usage::UsageQuery>,
+    ) -> Result<Json<Value>> {
+        usage::usage(&s, &c, &name, q).await
     }
 
     #[utoipa::path(get, path = "/admin/v1/catalog", tag = "services", responses((status = 200, description = "Services your tenants may subscribe to")))]

@@ -25,6 +25,9 @@ pub use routes::router;
 #[derive(Debug, Clone)]
 pub struct AdminState {
     pub store: Store,
+    /// The node's data plane, for what only it knows (limit counters); `None` in tools and tests
+    /// that run the API alone.
+    pub data: Option<gatehouse_gateway::Shared>,
 }
 
 /// Serves the admin API until `shutdown` resolves.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{self, account, apps, models, providers, services, subs, tenants};
+use crate::handlers::{self, account, apps, models, policies, providers, services, subs, tenants};
 
 /// The shape of every error answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -61,11 +61,12 @@ impl Modify for Security {
         account::login, account::logout, account::me, account::tokens, account::create_token,
         account::revoke_token, account::users, account::create_user, account::delete_user,
         account::members, account::set_member, account::remove_member, account::catalog,
-        account::audit,
+        account::audit, account::policy_usage,
         tenants::list, tenants::get, tenants::create, tenants::replace, tenants::delete,
         providers::list, providers::get, providers::create, providers::replace, providers::delete,
         models::list, models::get, models::create, models::replace, models::delete,
         services::list, services::get, services::create, services::replace, services::delete,
+        policies::list, policies::get, policies::create, policies::replace, policies::delete,
         apps::list, apps::get, apps::create, apps::replace, apps::delete, apps::keys,
         apps::create_key, apps::get_key, apps::revoke_key, apps::rotate_key, apps::subscriptions,
         apps::subscribe,

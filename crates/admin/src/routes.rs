@@ -8,7 +8,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 
 use crate::error::ApiError;
-use crate::handlers::{account, apps, models, providers, services, subs, tenants};
+use crate::handlers::{account, apps, models, policies, providers, services, subs, tenants};
 use crate::{openapi, AdminState};
 
 /// The admin API under `/admin/v1`.
@@ -76,6 +76,14 @@ pub fn router(state: AdminState) -> Router {
                 .put(services::replace)
                 .delete(services::delete),
         )
+        .route("/policies", get(policies::list).post(policies::create))
+        .route(
+            "/policies/{name}",
+            get(policies::get)
+                .put(policies::replace)
+                .delete(policies::delete),
+        )
+        .route("/policies/{name}/usage", get(account::policy_usage))
         .route("/catalog", get(account::catalog))
         .route("/subscriptions", get(subs::list))
         .route("/subscriptions/{id}", get(subs::get))

@@ -118,6 +118,7 @@ pub fn doc_from_body(
         Kind::Model => Doc::Model(from_value(v)?),
         Kind::Service => Doc::Service(from_value(v)?),
         Kind::App => Doc::App(from_value(v)?),
+        Kind::Policy => Doc::Policy(from_value(v)?),
     })
 }
 
@@ -156,7 +157,7 @@ pub fn document(cfg: &RawConfig, secrets: bool) -> Value {
             .collect()
     };
     let mut out = Map::new();
-    let kinds: [(&str, Vec<Doc>); 5] = [
+    let kinds: [(&str, Vec<Doc>); 6] = [
         (
             "tenants",
             cfg.tenants.iter().cloned().map(Doc::Tenant).collect(),
@@ -174,6 +175,10 @@ pub fn document(cfg: &RawConfig, secrets: bool) -> Value {
             cfg.services.iter().cloned().map(Doc::Service).collect(),
         ),
         ("apps", cfg.apps.iter().cloned().map(Doc::App).collect()),
+        (
+            "policies",
+            cfg.policies.iter().cloned().map(Doc::Policy).collect(),
+        ),
     ];
     for (name, docs) in kinds {
         if !docs.is_empty() {

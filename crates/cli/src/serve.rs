@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use gatehouse_admin::apply::{self, Action};
-use gatehouse_gateway::config::CaptureBodies;
+use gatehouse_gateway::config::{CaptureBodies, OnRedisError};
 use gatehouse_gateway::server::{self, Stopped};
 use gatehouse_gateway::{reload, RawConfig, Snapshot};
+use gatehouse_policy::{Limiter, OnError};
 use gatehouse_store::Actor;
 use tokio::sync::watch;
 
@@ -84,7 +85,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         None => {
             let cfg = raw.validate()?;
             let server = cfg.server.clone();
-            (Snapshot::build(cfg)?.into_shared(), server)
+            let limiter = limiter(&server).await?;
+            let hasher = Arc::new(gatehouse_store::secrets::MasterKey::ephemeral()?);
+            let snap = Snapshot::build_with(cfg, None, hasher, limiter, None)?;
+            (snap.into_shared(), server)
         }
         Some(node) => {
             raw.server.store = Some(node.store_url.clone());
@@ -113,7 +117,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 tracing::info!(change = %step, "config file applied");
             }
             let hasher = store.shared_key();
-            let snapshot = reload::build(&store, &settings, &hasher, None).await?;
+            let limiter = limiter(&server).await?;
+            let snapshot = reload::build(&store, &settings, &hasher, &limiter, None).await?;
             let shared = snapshot.into_shared();
             tokio::spawn(reload::run(
                 store.clone(),
@@ -126,7 +131,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {} (admin)", server.admin_listen))?;
             tracing::info!(addr = %admin.local_addr()?, store = %node::redact(&node.store_url), "admin API listening");
-            let state = gatehouse_admin::AdminState { store };
+            let state = gatehouse_admin::AdminState {
+                store,
+                data: Some(Arc::clone(&shared)),
+            };
             let until = stopped();
             tokio::spawn(async move {
                 if let Err(e) = gatehouse_admin::serve(admin, state, until).await {
@@ -153,6 +161,25 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         Stopped::DrainTimedOut => tracing::warn!("stopped: drain timeout passed"),
     }
     Ok(())
+}
+
+/// The node's limiter: Redis when `server.redis` names one (shared by the cluster), else in
+/// process.
+async fn limiter(server: &gatehouse_gateway::config::Server) -> anyhow::Result<Arc<Limiter>> {
+    Ok(Arc::new(match &server.redis {
+        Some(url) => {
+            let on_error = match server.on_redis_error {
+                OnRedisError::FailClosed => OnError::Closed,
+                OnRedisError::FailOpen => OnError::Open,
+            };
+            let l = Limiter::redis(url, on_error)
+                .await
+                .with_context(|| format!("cannot reach Redis at {}", node::redact(url)))?;
+            tracing::info!(redis = %node::redact(url), ?on_error, "limits shared through Redis");
+            l
+        }
+        None => Limiter::memory(),
+    }))
 }
 
 fn print_demo_banner(addr: SocketAddr, key: &str) {

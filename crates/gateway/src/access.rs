@@ -103,15 +103,16 @@ impl Access {
         }
     }
 
-    /// Whether `p` may call `model` (a logical name, or `provider/model`).
-    pub fn authorise(&self, p: &Principal, model: &str) -> Result<(), Refusal> {
+    /// Whether `p` may call `model` (a logical name, or `provider/model`); when it may through a
+    /// subscription, the service it goes through.
+    pub fn authorise(&self, p: &Principal, model: &str) -> Result<Option<String>, Refusal> {
         let Who::App {
             app_id,
             app,
             tenant,
         } = &p.who
         else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(rule) = self.models.get(model) else {
             return self.authorise_direct(p, tenant, model);
@@ -127,7 +128,7 @@ impl Access {
         };
         if rule.tenant.as_deref() == Some(&**tenant) || (rule.open && rule.tenant.is_none()) {
             return if in_scope(model) {
-                Ok(())
+                Ok(None)
             } else {
                 Err(scope_refusal())
             };
@@ -140,7 +141,7 @@ impl Access {
                 .copied();
             if state == Some(SubState::Approved) {
                 if in_scope(model) || in_scope(service) {
-                    return Ok(());
+                    return Ok(Some(service.clone()));
                 }
                 return Err(scope_refusal());
             }
@@ -168,12 +169,17 @@ impl Access {
         })
     }
 
-    fn authorise_direct(&self, p: &Principal, tenant: &str, model: &str) -> Result<(), Refusal> {
+    fn authorise_direct(
+        &self,
+        p: &Principal,
+        tenant: &str,
+        model: &str,
+    ) -> Result<Option<String>, Refusal> {
         let provider = model.split_once('/').map(|(p, _)| p).unwrap_or(model);
         match self.provider_tenant.get(provider) {
             Some(Some(owner)) if owner == tenant => {
                 if p.scopes.is_empty() || p.scopes.iter().any(|s| s == model) {
-                    Ok(())
+                    Ok(None)
                 } else {
                     Err(Refusal {
                         code: "scope_denied",
@@ -182,7 +188,7 @@ impl Access {
                 }
             }
             // Unknown names fall through to routing, which answers 404.
-            None => Ok(()),
+            None => Ok(None),
             Some(_) => Err(Refusal {
                 code: "permission_denied",
                 message: format!(

@@ -4,6 +4,7 @@
 //! with unknown fields rejected; step two checks references, URLs, durations and sizes and reports
 //! every problem at once, each with its path in the file (`models[2].targets[0].provider: …`).
 
+mod policies;
 mod resources;
 
 use std::collections::{BTreeMap, HashSet};
@@ -17,6 +18,9 @@ use serde_norway::Value;
 
 use crate::error::ConfigError;
 
+pub use policies::{
+    compile_limit, Dimension, LimitSpec, RawLimit, RawPolicy, Scope, SpendPeriod, TokenKind,
+};
 pub use resources::{
     valid_slug, Lifecycle, RawApp, RawRoute, RawService, RawTenant, RawUpstreamNode, ServiceKind,
     Visibility,
@@ -45,6 +49,9 @@ pub struct RawConfig {
     pub services: Vec<RawService>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<RawApp>,
+    /// Limits and budgets (with a store or without).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<RawPolicy>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -67,6 +74,27 @@ pub struct RawServer {
     pub redis: Option<String>,
     /// Which request and response bodies call records keep.
     pub capture_bodies: Option<CaptureBodies>,
+    /// How limits behave.
+    #[serde(default)]
+    pub limits: RawLimitSettings,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimitSettings {
+    /// When Redis cannot be reached: `fail_closed` (refuse calls that have limits, the default)
+    /// or `fail_open` (count on this node alone until it is back).
+    pub on_redis_error: Option<OnRedisError>,
+    /// Output tokens reserved for a call that sets no `max_tokens` (default 1024).
+    pub default_output_tokens: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRedisError {
+    #[default]
+    FailClosed,
+    FailOpen,
 }
 
 /// Which bodies the call log keeps (the call log applies it; see the configuration reference).
@@ -211,6 +239,7 @@ pub struct Config {
     pub tenants: Vec<RawTenant>,
     pub services: Vec<RawService>,
     pub apps: Vec<RawApp>,
+    pub policies: Vec<RawPolicy>,
 }
 
 #[derive(Debug, Clone)]
@@ -224,6 +253,8 @@ pub struct Server {
     pub master_key_file: Option<PathBuf>,
     pub redis: Option<String>,
     pub capture_bodies: CaptureBodies,
+    pub on_redis_error: OnRedisError,
+    pub default_output_tokens: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -355,6 +386,7 @@ impl RawConfig {
             }
         }
         resources::check(&self, &mut p);
+        policies::check(&self, &mut p);
 
         if self.keys.is_empty() && !stored {
             p.add(
@@ -518,6 +550,8 @@ impl RawConfig {
                 master_key_file: self.server.master_key_file,
                 redis: self.server.redis,
                 capture_bodies: self.server.capture_bodies.unwrap_or_default(),
+                on_redis_error: self.server.limits.on_redis_error.unwrap_or_default(),
+                default_output_tokens: self.server.limits.default_output_tokens.unwrap_or(1024),
             },
             keys: self.keys,
             providers,
@@ -526,6 +560,7 @@ impl RawConfig {
             tenants: self.tenants,
             services: self.services,
             apps: self.apps,
+            policies: self.policies,
         })
     }
 }

@@ -30,6 +30,16 @@ pub enum GatewayError {
     ExpiredKey,
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
+    #[error("{message}")]
+    RateLimited {
+        code: &'static str,
+        message: String,
+        /// Seconds, for `retry-after`.
+        retry_after: u64,
+        headers: Box<http::HeaderMap>,
+    },
+    #[error("limits cannot be checked ({0}); the call is refused (server.limits.on_redis_error: fail_closed)")]
+    LimitsUnavailable(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("no route for {method} {path}")]
@@ -90,6 +100,16 @@ impl GatewayError {
                 Some("expired_api_key"),
             ),
             Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, "permission_error", Some(code)),
+            Self::RateLimited { code, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                Some(code),
+            ),
+            Self::LimitsUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                Some("limits_unavailable"),
+            ),
             Self::PayloadTooLarge { .. } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request_error",
@@ -154,12 +174,24 @@ impl IntoResponse for GatewayError {
         }
         let body = serde_json::to_vec(&self.body()).unwrap_or_default();
         let mut resp = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
-        if let Self::Upstream {
-            retry_after: Some(v),
-            ..
-        } = self
-        {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        match self {
+            Self::Upstream {
+                retry_after: Some(v),
+                ..
+            } => {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Self::RateLimited {
+                retry_after,
+                headers,
+                ..
+            } => {
+                resp.headers_mut().extend(*headers);
+                if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
         }
         resp
     }

@@ -10,6 +10,7 @@ pub mod call;
 pub mod config;
 pub mod error;
 mod handlers;
+pub mod limits;
 pub mod models;
 pub mod pipeline;
 pub mod providers;

@@ -5,7 +5,7 @@
 //! between the steps named in DESIGN.md.
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use gatehouse_llm::convert::openai::{from_anthropic, from_gemini};
 use gatehouse_llm::convert::{self, ResponseContext};
@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::call::{Call, Envelope, RequestId, Surface};
 use crate::error::GatewayError;
+use crate::limits::{self, Admission, CallScope, Tokens};
 use crate::providers::{self, Op};
 use crate::snapshot::{Principal, Snapshot, Target};
 use crate::stream::{self, Translator};
@@ -37,25 +38,140 @@ pub async fn run(
     // 3. read the envelope: the model and the stream flag, without building the rest of the body.
     let envelope = Envelope::parse(&call.body)?;
     // 4. authorise: the key's scopes and its app's subscriptions must cover the model.
-    authorise(snap, &principal, &envelope.model)?;
+    let service = authorise(snap, &principal, &envelope.model)?;
     // 5. plan the route: logical model or `provider/model` → one target.
     let target = plan_route(snap, &envelope.model)?;
     tracing::debug!(key = %principal.key_name, model = %envelope.model, provider = %target.upstream.cfg.name, "routed");
-    // 6. translate the request into the provider's dialect, or pass it through.
-    let mut outbound = translate_request(snap, &call, &envelope, &target)?;
-    // 7. dispatch: send upstream and wait for its response headers.
-    let deadline = Instant::now() + target.upstream.cfg.timeouts.total;
-    let body = std::mem::take(&mut outbound.body);
-    let req = providers::request(
-        &target.upstream,
-        outbound.op,
-        &target.model,
-        body,
-        &call.id.0,
-    );
-    let upstream = target.upstream.send(req).await?;
-    // 8. respond: upstream errors in the client's shape, bodies and streams translated back.
-    respond(&target, outbound, upstream, deadline).await
+    // 6. admit: every limit that applies, all or none; prompt, output and cost reserved. From
+    //    here on every answer carries the rate-limit headers, and the admission is settled.
+    let mut admission = admit(
+        snap,
+        &principal,
+        &call,
+        &envelope,
+        service.as_deref(),
+        &target,
+    )
+    .await?;
+    let mut rate = HeaderMap::new();
+    if let Some(a) = &admission {
+        a.headers(&mut rate);
+    }
+    let result = async {
+        // 7. translate the request into the provider's dialect, or pass it through.
+        let mut outbound = translate_request(snap, &call, &envelope, &target)
+            .inspect_err(|_| release(&mut admission))?;
+        // 8. dispatch: send upstream and wait for its response headers.
+        let deadline = Instant::now() + target.upstream.cfg.timeouts.total;
+        let body = std::mem::take(&mut outbound.body);
+        let req = providers::request(
+            &target.upstream,
+            outbound.op,
+            &target.model,
+            body,
+            &call.id.0,
+        );
+        let upstream = target.upstream.send(req).await.inspect_err(|e| {
+            // Nothing reached the model, unless it timed out while generating.
+            if !matches!(e, GatewayError::UpstreamTimeout { .. }) {
+                release(&mut admission);
+            }
+        })?;
+        // 9. respond: upstream errors in the client's shape, bodies and streams translated back;
+        //    the admission settles with the usage the answer reports (streams: when they end).
+        respond(&target, outbound, upstream, deadline, admission.take()).await
+    }
+    .await;
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response.headers_mut().extend(rate);
+    Ok(response)
+}
+
+/// Settles an admission with nothing used: the call never reached a model.
+fn release(admission: &mut Option<Admission>) {
+    if let Some(a) = admission.take() {
+        a.settle(Tokens::default());
+    }
+}
+
+/// Admits the call against the limits that apply to it (none: no admission).
+async fn admit(
+    snap: &Snapshot,
+    principal: &Principal,
+    call: &Call,
+    envelope: &Envelope,
+    service: Option<&str>,
+    target: &Target,
+) -> Result<Option<Admission>, GatewayError> {
+    if snap.policies.is_empty() {
+        return Ok(None);
+    }
+    let scope = CallScope {
+        principal,
+        model: &envelope.model,
+        service,
+    };
+    let checks = snap.policies.checks(&scope);
+    if checks.is_empty() {
+        return Ok(None);
+    }
+    let (prompt_tokens, max_output) = if limits::needs_tokens(&checks) {
+        prompt_of(call, &target.model)?
+    } else {
+        (0, None)
+    };
+    let up = &target.upstream.cfg;
+    let ask = limits::Ask {
+        checks,
+        prompt_tokens,
+        max_output,
+        price: snap.catalog.lookup(up.kind.catalog_family(), &target.model),
+        lease_ttl: up.timeouts.total + std::time::Duration::from_secs(60),
+        request_id: &call.id.0,
+    };
+    limits::admit(&snap.limiter, &snap.policies, ask)
+        .await
+        .map(Some)
+}
+
+/// The prompt's tokens and the output cap the client set, by surface.
+fn prompt_of(call: &Call, model: &str) -> Result<(u64, Option<u32>), GatewayError> {
+    Ok(match call.surface {
+        Surface::Chat => {
+            let req: openai::ChatRequest = parse_typed(&call.body)?;
+            (tokens::count_chat(&req).0, req.output_cap())
+        }
+        Surface::Embeddings => {
+            let req: openai::EmbeddingsRequest = parse_typed(&call.body)?;
+            let n = match &req.input {
+                openai::EmbeddingInput::One(t) => tokens::count_text(model, t).0,
+                openai::EmbeddingInput::Many(v) => {
+                    v.iter().map(|t| tokens::count_text(model, t).0).sum()
+                }
+                _ => 0,
+            };
+            (n, Some(0))
+        }
+        Surface::Completions => {
+            #[derive(serde::Deserialize)]
+            struct Legacy {
+                #[serde(default)]
+                prompt: serde_json::Value,
+                max_tokens: Option<u32>,
+            }
+            let req: Legacy = parse_typed(&call.body)?;
+            let text = match &req.prompt {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                _ => String::new(),
+            };
+            (tokens::count_text(model, &text).0, req.max_tokens)
+        }
+    })
 }
 
 /// Finds the caller's key by its keyed hash, and checks that it has not expired.
@@ -83,8 +199,13 @@ pub fn authenticate(snap: &Snapshot, headers: &HeaderMap) -> Result<Principal, G
     Ok(principal.clone())
 }
 
-/// Refuses the call unless the caller may use the model (see `access`).
-pub fn authorise(snap: &Snapshot, principal: &Principal, model: &str) -> Result<(), GatewayError> {
+/// Refuses the call unless the caller may use the model (see `access`); returns the service it
+/// is allowed through, if any.
+pub fn authorise(
+    snap: &Snapshot,
+    principal: &Principal,
+    model: &str,
+) -> Result<Option<String>, GatewayError> {
     snap.access
         .authorise(principal, model)
         .map_err(|r| GatewayError::Forbidden {
@@ -262,10 +383,13 @@ async fn respond(
     out: Outbound,
     resp: reqwest::Response,
     deadline: Instant,
+    mut admission: Option<Admission>,
 ) -> Result<Response, GatewayError> {
     let up = &target.upstream;
     let status = resp.status();
     if !status.is_success() {
+        // Providers do not bill refused calls.
+        release(&mut admission);
         let retry_after = resp.headers().get(RETRY_AFTER).cloned();
         let body = up.read_body(resp, deadline).await?;
         return Err(upstream_error(
@@ -289,7 +413,8 @@ async fn respond(
                 Translator::Gemini(Box::new(from_gemini::Stream::new(ctx)))
             }
         };
-        let mut r = Response::new(stream::body(resp, translator, up, deadline));
+        let meter = admission.map(|a| stream::Meter::new(a, &target.model));
+        let mut r = Response::new(stream::body(resp, translator, up, deadline, meter));
         r.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         r.headers_mut()
@@ -336,6 +461,15 @@ async fn respond(
                 ))
             }
         };
+        if let Some(a) = admission {
+            // A body without usage is charged its whole reservation: never less than it used.
+            let used = limits::usage_of(&body).unwrap_or(Tokens {
+                input: a.prompt_tokens(),
+                cached: 0,
+                output: a.reserved_output(),
+            });
+            a.settle(used);
+        }
         let mut r = Response::new(Body::from(body));
         r.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

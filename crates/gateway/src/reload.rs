@@ -37,6 +37,7 @@ pub async fn build(
     store: &Store,
     file: &RawConfig,
     hasher: &Arc<MasterKey>,
+    limiter: &Arc<gatehouse_policy::Limiter>,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, ReloadError> {
     let stored = stored::load(store).await?;
@@ -45,6 +46,7 @@ pub async fn build(
         cfg,
         Some(&stored),
         Arc::clone(hasher),
+        Arc::clone(limiter),
         previous,
     )?)
 }
@@ -95,7 +97,7 @@ pub async fn run(
                 continue;
             }
         }
-        match build(&store, &file, &hasher, Some(&current)).await {
+        match build(&store, &file, &hasher, &current.limiter, Some(&current)).await {
             Ok(next) => {
                 tracing::info!(
                     revision = next.revision,

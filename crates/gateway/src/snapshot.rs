@@ -16,6 +16,7 @@ use gatehouse_store::secrets::MasterKey;
 use crate::access::Access;
 pub use crate::access::{Principal, Who};
 use crate::config::Config;
+use crate::limits::Policies;
 use crate::stored::Stored;
 use crate::upstream::Upstream;
 
@@ -64,6 +65,9 @@ pub struct Snapshot {
     pub keys: HashMap<[u8; 32], Principal>,
     pub hasher: Arc<MasterKey>,
     pub access: Access,
+    pub policies: Policies,
+    /// Shared by every snapshot of a node, so counters outlive reloads.
+    pub limiter: Arc<gatehouse_policy::Limiter>,
     /// The store revision this snapshot was built from (0 without a store).
     pub revision: i64,
     pub providers: HashMap<String, Arc<Upstream>>,
@@ -96,7 +100,8 @@ pub enum SnapshotError {
 impl Snapshot {
     /// A snapshot of a config file alone: static keys, hashed with a key of this process.
     pub fn build(cfg: Config) -> Result<Self, SnapshotError> {
-        Self::build_with(cfg, None, Arc::new(MasterKey::ephemeral()?), None)
+        let limiter = Arc::new(gatehouse_policy::Limiter::memory());
+        Self::build_with(cfg, None, Arc::new(MasterKey::ephemeral()?), limiter, None)
     }
 
     /// A snapshot of the config plus the store's keys and subscriptions; reuses `previous`'s
@@ -105,6 +110,7 @@ impl Snapshot {
         cfg: Config,
         stored: Option<&Stored>,
         hasher: Arc<MasterKey>,
+        limiter: Arc<gatehouse_policy::Limiter>,
         previous: Option<&Snapshot>,
     ) -> Result<Self, SnapshotError> {
         let mut catalog = Catalog::builtin()?;
@@ -112,6 +118,7 @@ impl Snapshot {
             catalog.merge(file);
         }
         let access = Access::build(&cfg, stored);
+        let policies = Policies::build(&cfg);
         let mut providers = HashMap::new();
         for p in cfg.providers {
             let name = p.name.clone();
@@ -197,6 +204,8 @@ impl Snapshot {
             keys,
             hasher,
             access,
+            policies,
+            limiter,
             revision: stored.map_or(0, |s| s.revision),
             providers,
             models,

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use gatehouse_store::{ActiveKey, Kind, Resource, ResourceInput, Store, StoreError, Subscription};
 use serde_json::Value;
 
-use crate::config::{RawApp, RawConfig, RawModel, RawProvider, RawService, RawTenant};
+use crate::config::{RawApp, RawConfig, RawModel, RawPolicy, RawProvider, RawService, RawTenant};
 
 /// One declarative resource.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +21,7 @@ pub enum Doc {
     Model(RawModel),
     Service(RawService),
     App(RawApp),
+    Policy(RawPolicy),
 }
 
 impl Doc {
@@ -31,6 +32,7 @@ impl Doc {
             Self::Model(_) => Kind::Model,
             Self::Service(_) => Kind::Service,
             Self::App(_) => Kind::App,
+            Self::Policy(_) => Kind::Policy,
         }
     }
 
@@ -41,6 +43,7 @@ impl Doc {
             Self::Model(m) => &m.name,
             Self::Service(s) => &s.name,
             Self::App(a) => &a.name,
+            Self::Policy(p) => &p.name,
         }
     }
 
@@ -52,6 +55,7 @@ impl Doc {
             Self::Model(m) => m.tenant.as_deref(),
             Self::Service(s) => s.tenant.as_deref(),
             Self::App(a) => Some(&a.tenant),
+            Self::Policy(p) => p.tenant.as_deref(),
         }
     }
 
@@ -63,6 +67,7 @@ impl Doc {
             Self::Model(m) => serde_json::to_value(m),
             Self::Service(s) => serde_json::to_value(s),
             Self::App(a) => serde_json::to_value(a),
+            Self::Policy(p) => serde_json::to_value(p),
         }
         .unwrap_or(Value::Null)
     }
@@ -87,6 +92,7 @@ impl Doc {
             Self::Model(m) => serde_json::to_value(m),
             Self::Service(s) => serde_json::to_value(s),
             Self::App(a) => serde_json::to_value(a),
+            Self::Policy(p) => serde_json::to_value(p),
         }
         .unwrap_or(Value::Null);
         if let Value::Object(map) = &mut spec {
@@ -127,6 +133,7 @@ impl Doc {
             Kind::Model => Self::Model(serde_json::from_value(spec).map_err(parse)?),
             Kind::Service => Self::Service(serde_json::from_value(spec).map_err(parse)?),
             Kind::App => Self::App(serde_json::from_value(spec).map_err(parse)?),
+            Kind::Policy => Self::Policy(serde_json::from_value(spec).map_err(parse)?),
         })
     }
 }
@@ -168,6 +175,7 @@ impl Stored {
         cfg.models = c.models;
         cfg.services = c.services;
         cfg.apps = c.apps;
+        cfg.policies = c.policies;
         cfg
     }
 
@@ -201,6 +209,7 @@ pub async fn load(store: &Store) -> Result<Stored, StoreError> {
             Doc::Model(m) => out.config.models.push(m),
             Doc::Service(s) => out.config.services.push(s),
             Doc::App(a) => out.config.apps.push(a),
+            Doc::Policy(p) => out.config.policies.push(p),
         }
     }
     out.tenant_names = tenant_names;

@@ -6,6 +6,10 @@
 //! and the total deadline bounds the whole; either, a broken connection, or a stream that ends
 //! early finishes with an error event in the client's dialect. Dropping the body (the client went
 //! away) drops the upstream response, which closes that connection.
+//!
+//! A `Meter` rides along when limits apply: it reads the usage the stream reports (or counts the
+//! streamed text with the tokenizer when it reports none) and settles the call's admission when
+//! the stream ends — or when it is dropped half-way, with what was streamed so far.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -20,7 +24,118 @@ use gatehouse_llm::sse;
 use gatehouse_llm::types::{anthropic, gemini, openai};
 use tokio::time::Instant;
 
+use crate::limits::{Admission, Tokens};
 use crate::upstream::Upstream;
+
+/// Measures what a stream used, and settles its admission when it ends or is dropped.
+#[derive(Debug)]
+pub struct Meter {
+    admission: Option<Admission>,
+    model: String,
+    usage: Option<Tokens>,
+    text: String,
+}
+
+#[derive(serde::Deserialize)]
+struct LightChunk {
+    #[serde(default)]
+    choices: Vec<LightChoice>,
+    #[serde(default)]
+    usage: Option<openai::Usage>,
+}
+
+#[derive(serde::Deserialize)]
+struct LightChoice {
+    #[serde(default)]
+    delta: Option<LightDelta>,
+}
+
+#[derive(serde::Deserialize)]
+struct LightDelta {
+    content: Option<String>,
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<LightTool>,
+}
+
+#[derive(serde::Deserialize)]
+struct LightTool {
+    function: Option<LightFunction>,
+}
+
+#[derive(serde::Deserialize)]
+struct LightFunction {
+    arguments: Option<String>,
+}
+
+impl Meter {
+    pub fn new(admission: Admission, model: &str) -> Self {
+        Self {
+            admission: Some(admission),
+            model: model.to_owned(),
+            usage: None,
+            text: String::new(),
+        }
+    }
+
+    fn note_usage(&mut self, u: &openai::Usage) {
+        self.usage = Some(Tokens {
+            input: u.prompt_tokens,
+            cached: u
+                .prompt_tokens_details
+                .as_ref()
+                .map_or(0, |d| d.cached_tokens),
+            output: u.completion_tokens,
+        });
+    }
+
+    /// An OpenAI chunk as JSON text (pass-through streams).
+    fn observe_json(&mut self, data: &str) {
+        let Ok(c) = serde_json::from_str::<LightChunk>(data) else {
+            return;
+        };
+        if let Some(u) = &c.usage {
+            self.note_usage(u);
+        }
+        for ch in c.choices {
+            let Some(d) = ch.delta else { continue };
+            self.text.extend(d.content);
+            self.text.extend(d.reasoning_content);
+            for t in d.tool_calls {
+                self.text.extend(t.function.and_then(|f| f.arguments));
+            }
+        }
+    }
+
+    /// A translated chunk.
+    fn observe(&mut self, c: &openai::ChatChunk) {
+        if let Some(Some(u)) = &c.usage {
+            self.note_usage(u);
+        }
+        for ch in &c.choices {
+            let d = &ch.delta;
+            self.text.extend(d.content.as_deref());
+            self.text.extend(d.reasoning_content.as_deref());
+            for t in d.tool_calls.iter().flatten() {
+                self.text.extend(t.function.arguments.as_deref());
+            }
+        }
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        let Some(a) = self.admission.take() else {
+            return;
+        };
+        let used = self.usage.unwrap_or_else(|| Tokens {
+            input: a.prompt_tokens(),
+            cached: 0,
+            output: gatehouse_llm::tokens::count_text(&self.model, &self.text).0,
+        });
+        a.settle(used);
+    }
+}
 
 /// How upstream events become client events.
 #[derive(Debug)]
@@ -47,11 +162,18 @@ const ANTHROPIC_EVENTS: &[&str] = &[
 
 impl Translator {
     /// Handles one decoded upstream event; returns true when the stream is over.
-    fn on_event(&mut self, ev: sse::Event, out: &mut VecDeque<Bytes>) -> bool {
+    fn on_event(
+        &mut self,
+        ev: sse::Event,
+        out: &mut VecDeque<Bytes>,
+        meter: &mut Option<Meter>,
+    ) -> bool {
         match self {
             Self::PassThrough { done } => {
                 if ev.data.trim() == "[DONE]" {
                     *done = true;
+                } else if let Some(m) = meter {
+                    m.observe_json(&ev.data);
                 }
                 false
             }
@@ -68,12 +190,12 @@ impl Translator {
                     return false;
                 }
                 match serde_json::from_value::<anthropic::StreamEvent>(value) {
-                    Ok(event) => emit(state.on_event(event), out),
+                    Ok(event) => emit(state.on_event(event), out, meter),
                     Err(e) => malformed(out, &e),
                 }
             }
             Self::Gemini(state) => match serde_json::from_str::<gemini::Response>(&ev.data) {
-                Ok(event) => emit(state.on_event(event), out),
+                Ok(event) => emit(state.on_event(event), out, meter),
                 Err(e) => {
                     // An error object instead of a chunk: report it in OpenAI's shape.
                     if let Some(body) = from_gemini::error(500, ev.data.as_bytes()) {
@@ -87,7 +209,7 @@ impl Translator {
     }
 
     /// The upstream ended cleanly at the transport level; close the client stream.
-    fn finish(&mut self, out: &mut VecDeque<Bytes>) {
+    fn finish(&mut self, out: &mut VecDeque<Bytes>, meter: &mut Option<Meter>) {
         let ended_in_error = match self {
             Self::PassThrough { done } => {
                 if *done {
@@ -100,8 +222,8 @@ impl Translator {
                 )));
                 return;
             }
-            Self::Anthropic(state) => emit(state.finish(), out),
-            Self::Gemini(state) => emit(state.finish(), out),
+            Self::Anthropic(state) => emit(state.finish(), out, meter),
+            Self::Gemini(state) => emit(state.finish(), out, meter),
         };
         if !ended_in_error {
             out.push_back(Bytes::from_static(sse::DONE));
@@ -110,11 +232,14 @@ impl Translator {
 }
 
 /// Queues translated output; returns true if it ended the stream with an error.
-fn emit(items: Vec<StreamOut>, out: &mut VecDeque<Bytes>) -> bool {
+fn emit(items: Vec<StreamOut>, out: &mut VecDeque<Bytes>, meter: &mut Option<Meter>) -> bool {
     let mut ended = false;
     for item in items {
         match item {
             StreamOut::Chunk(c) => {
+                if let Some(m) = meter {
+                    m.observe(&c);
+                }
                 out.push_back(sse::data(&serde_json::to_vec(&c).unwrap_or_default()))
             }
             StreamOut::Error(e) => {
@@ -151,6 +276,8 @@ struct Driver {
     idle: std::time::Duration,
     deadline: Instant,
     provider: String,
+    /// Dropped with the driver: settles the call's limits with what was streamed.
+    meter: Option<Meter>,
 }
 
 /// The client body for an upstream event stream.
@@ -159,6 +286,7 @@ pub fn body(
     translator: Translator,
     up: &Upstream,
     deadline: Instant,
+    meter: Option<Meter>,
 ) -> Body {
     let driver = Driver {
         upstream: Box::pin(resp.bytes_stream()),
@@ -169,6 +297,7 @@ pub fn body(
         idle: up.cfg.timeouts.idle,
         deadline,
         provider: up.cfg.name.clone(),
+        meter,
     };
     let stream = futures_util::stream::unfold(driver, |mut d| async move {
         loop {
@@ -217,11 +346,14 @@ impl Driver {
             Ok(None) => {
                 self.done = true;
                 if let Some(ev) = self.decoder.finish() {
-                    if self.translator.on_event(ev, &mut self.pending) {
+                    if self
+                        .translator
+                        .on_event(ev, &mut self.pending, &mut self.meter)
+                    {
                         return;
                     }
                 }
-                self.translator.finish(&mut self.pending);
+                self.translator.finish(&mut self.pending, &mut self.meter);
             }
             Ok(Some(Ok(bytes))) => {
                 let events = match self.decoder.feed(&bytes) {
@@ -235,7 +367,10 @@ impl Driver {
                     self.pending.push_back(bytes);
                 }
                 for ev in events {
-                    if self.translator.on_event(ev, &mut self.pending) {
+                    if self
+                        .translator
+                        .on_event(ev, &mut self.pending, &mut self.meter)
+                    {
                         self.done = true;
                         return;
                     }

@@ -293,6 +293,24 @@ impl Limiter {
         }
     }
 
+    /// Settles at once when the back end is in process (no I/O); `false` when the caller must
+    /// run `settle` (Redis).
+    pub fn settle_now(
+        &self,
+        resolved: &[Resolved],
+        deltas: &[i64],
+        lease: &str,
+        now_us: i64,
+    ) -> bool {
+        match &self.backend {
+            Backend::Memory(m) => {
+                m.settle(resolved, deltas, lease, now_us);
+                true
+            }
+            Backend::Redis(_) => false,
+        }
+    }
+
     /// How the counters stand, without changing them.
     pub async fn peek(
         &self,

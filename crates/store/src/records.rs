@@ -11,15 +11,17 @@ pub enum Kind {
     Model,
     Service,
     App,
+    Policy,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Tenant,
         Kind::Provider,
         Kind::Model,
         Kind::Service,
         Kind::App,
+        Kind::Policy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -29,6 +31,7 @@ impl Kind {
             Self::Model => "model",
             Self::Service => "service",
             Self::App => "app",
+            Self::Policy => "policy",
         }
     }
 
@@ -43,6 +46,7 @@ impl Kind {
             Self::Model => "mdl_",
             Self::Service => "svc_",
             Self::App => "app_",
+            Self::Policy => "pol_",
         }
     }
 

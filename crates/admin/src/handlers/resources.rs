@@ -32,7 +32,7 @@ pub(crate) struct ListQuery {
 fn write_role(kind: Kind) -> Role {
     match kind {
         Kind::App => Role::Developer,
-        Kind::Tenant | Kind::Provider | Kind::Model | Kind::Service => Role::Admin,
+        Kind::Tenant | Kind::Provider | Kind::Model | Kind::Service | Kind::Policy => Role::Admin,
     }
 }
 
@@ -327,6 +327,10 @@ pub(crate) async fn delete(
             .services
             .retain(|s| s.tenant.as_deref() != Some(name));
         without.config.apps.retain(|a| a.tenant != name);
+        without
+            .config
+            .policies
+            .retain(|p| p.tenant.as_deref() != Some(name));
         check::change(&without, Some((kind, None, name)), None)?;
         if stored
             .rows

@@ -74,6 +74,7 @@ impl Fixture {
             .unwrap();
         let app = gatehouse_admin::router(AdminState {
             store: store.clone(),
+            data: None,
         });
         let mut f = Self {
             store,

@@ -20,6 +20,11 @@ pub(crate) struct Env {
 /// A gateway whose providers `p-openai`, `p-anthropic`, `p-gemini` point at one mock, plus
 /// `extra_providers` (YAML list items, `{mock}` replaced by the mock's address) and `server`.
 pub(crate) async fn start(extra_providers: &[&str], server: &str) -> Env {
+    start_with(extra_providers, server, "").await
+}
+
+/// Like `start`, with `extra` YAML appended (more models under `models:`, `policies:`…).
+pub(crate) async fn start_with(extra_providers: &[&str], server: &str, extra: &str) -> Env {
     let mock_cfg = MockConfig {
         expect_key: Some("upstream-key".into()),
         ..MockConfig::default()
@@ -43,6 +48,9 @@ pub(crate) async fn start(extra_providers: &[&str], server: &str) -> Env {
          - {{ name: claude, targets: [{{ provider: p-anthropic, model: claude-sonnet-4-5 }}] }}\n  \
          - {{ name: gemini, targets: [{{ provider: p-gemini, model: gemini-2.5-flash }}] }}\n"
     );
+    // Extra models join the list above; other sections follow it.
+    let extra = extra.replacen("models:\n", "", 1);
+    let yaml = format!("{yaml}{extra}");
     let cfg = RawConfig::parse(&yaml, &|_| None)
         .unwrap()
         .validate()

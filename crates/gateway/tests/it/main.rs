@@ -5,6 +5,7 @@
 //! - `passthrough`: same-dialect calls change only the model, byte for byte.
 //! - `errors`: every bad input and upstream failure gets its status and a named error.
 //! - `streaming`: stream endings, cut streams, stalls and client aborts.
+//! - `limits`: 429s and their headers, token reservations, budgets, concurrency leases.
 
 #![expect(
     clippy::unwrap_used,
@@ -14,5 +15,6 @@
 mod dialects;
 mod errors;
 mod harness;
+mod limits;
 mod passthrough;
 mod streaming;

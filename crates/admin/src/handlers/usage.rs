@@ -1,0 +1,107 @@
+//! How a policy's counters stand: "812/1000 requests this minute, $41.20 of $50 this month".
+//!
+//! Read from the node's limiter (Redis when the cluster shares one, so every node answers the
+//! same), without charging anything.
+
+use axum::Json;
+use gatehouse_gateway::stored;
+use gatehouse_policy::{self as policy, Demand, Measure};
+use gatehouse_store::{Kind, Role};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::handlers::resources::readable;
+use crate::AdminState;
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UsageQuery {
+    /// For a policy with `each`: whose counters (a key id, `tenant/app`, a tenant or a model).
+    pub(crate) value: Option<String>,
+}
+
+pub(crate) async fn usage(
+    state: &AdminState,
+    caller: &Caller,
+    name: &str,
+    q: UsageQuery,
+) -> Result<Json<Value>, ApiError> {
+    let stored = stored::load(&state.store).await?;
+    let row = stored
+        .row(Kind::Policy, None, name)
+        .filter(|r| readable(caller, r, &stored))
+        .ok_or_else(|| ApiError::not_found("policy", name))?;
+    caller.require(row.tenant_id.as_deref(), Role::Viewer, "policy", name)?;
+    let Some(data) = &state.data else {
+        return Err(ApiError::Conflict(
+            "this node serves no gateway, so it has no counters to read".into(),
+        ));
+    };
+    let snap = data.load_full();
+    let pol = stored
+        .config
+        .policies
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| ApiError::not_found("policy", name))?;
+    let mut checks = snap.policies.fixed_checks(name).unwrap_or_default();
+    if let Some(dim) = pol.each {
+        let value = q.value.as_deref().ok_or_else(|| {
+            ApiError::field("value", "this policy counts each value apart: name one")
+        })?;
+        let dim = match dim {
+            gatehouse_gateway::config::Dimension::Key => "key",
+            gatehouse_gateway::config::Dimension::App => "app",
+            gatehouse_gateway::config::Dimension::Tenant => "tenant",
+            gatehouse_gateway::config::Dimension::Model => "model",
+        };
+        checks = snap
+            .policies
+            .each_checks(name, &format!("{dim}={value}"))
+            .unwrap_or_default();
+    }
+    if checks.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "policy `{name}` is not loaded on this node yet; try again in a second"
+        )));
+    }
+    let now = policy::now_us();
+    let resolved = policy::resolve(&checks, &Demand::default(), now)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let statuses = snap
+        .limiter
+        .peek(&resolved, now)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot read the counters: {e}")))?;
+    let items: Vec<Value> = checks
+        .iter()
+        .zip(&statuses)
+        .map(|(c, s)| {
+            let used = s.limit.saturating_sub(s.remaining);
+            let (measure, used_v, limit_v): (&str, Value, Value) = match s.measure {
+                Measure::Requests => ("requests", used.into(), s.limit.into()),
+                Measure::Tokens(_) => ("tokens", used.into(), s.limit.into()),
+                Measure::Concurrent => ("concurrent", used.into(), s.limit.into()),
+                Measure::Spend => (
+                    "spend_usd",
+                    (used as f64 / 1e9).into(),
+                    (s.limit as f64 / 1e9).into(),
+                ),
+            };
+            json!({
+                "limit": c.label,
+                "measure": measure,
+                "used": used_v,
+                "of": limit_v,
+                "remaining": if s.measure == Measure::Spend { Value::from(s.remaining as f64 / 1e9) } else { Value::from(s.remaining) },
+                "resets_in_ms": s.reset_us / 1000,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"policy": name, "value": q.value, "shared": snap.limiter.is_shared(), "items": items}),
+    ))
+}
