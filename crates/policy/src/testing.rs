@@ -19,14 +19,19 @@ fn server() -> String {
     static SERVER: OnceLock<String> = OnceLock::new();
     SERVER
         .get_or_init(|| match std::env::var("GATEHOUSE_TEST_REDIS_URL") {
-            Ok(u) if !u.is_empty() => {
-                u.trim_end_matches(|c: char| c.is_ascii_digit() || c == '/')
-                    .to_owned()
-                    + "/"
-            }
+            Ok(u) if !u.is_empty() => server_of(&u),
             _ => start(),
         })
         .clone()
+}
+
+/// `redis://host:port/3` → `redis://host:port/` (the database number is ours to choose).
+fn server_of(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].find('/') {
+        Some(j) => url[..start + j + 1].to_owned(),
+        None => format!("{url}/"),
+    }
 }
 
 fn fail(what: &str) -> ! {
