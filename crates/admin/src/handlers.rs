@@ -3,6 +3,7 @@
 //! The declarative kinds share one implementation (`resources`), stamped out per kind by
 //! `kind_handlers!` so each route has a named handler.
 
+pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod keys;
 pub(crate) mod resources;
@@ -415,6 +416,15 @@ pub(crate) mod account {
         Path(id): Path<String>,
     ) -> Result<StatusCode> {
         users::revoke_token(&s, &c, &id).await
+    }
+
+    #[utoipa::path(get, path = "/admin/v1/alerts", tag = "policies", params(alerts::AlertQuery), responses((status = 200, description = "Budget alerts, newest first, with their webhook delivery")))]
+    pub(crate) async fn alerts(
+        State(s): State<AdminState>,
+        c: Caller,
+        Query(q): Query<alerts::AlertQuery>,
+    ) -> Result<Json<Value>> {
+        alerts::list(&s, &c, q).await
     }
 
     #[utoipa::path(get, path = "/admin/v1/policies/{name}/usage", tag = "policies", params(("name" = String, Path), usage::UsageQuery), responses((status = 200, description = "Each limit of the policy: used, of, remaining, resets_in_ms (spend in USD)"), (status = 404, body = crate::openapi::ErrorDoc)))]

@@ -84,6 +84,7 @@ pub fn router(state: AdminState) -> Router {
                 .delete(policies::delete),
         )
         .route("/policies/{name}/usage", get(account::policy_usage))
+        .route("/alerts", get(account::alerts))
         .route("/catalog", get(account::catalog))
         .route("/subscriptions", get(subs::list))
         .route("/subscriptions/{id}", get(subs::get))

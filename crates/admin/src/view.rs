@@ -46,6 +46,12 @@ pub fn mask(secret: &str) -> String {
 /// A doc's fields with credentials masked.
 pub fn masked(doc: &Doc) -> Value {
     let mut v = doc.to_value();
+    if let Some(Value::Object(alerts)) = v.get_mut("alerts") {
+        if let Some(Value::String(s)) = alerts.get("secret") {
+            let m = mask(s);
+            alerts.insert("secret".into(), Value::from(m));
+        }
+    }
     if let (Doc::Provider(p), Value::Object(map)) = (doc, &mut v) {
         let mut keys = p.api_keys.clone();
         keys.extend(p.api_key.clone());
@@ -110,6 +116,19 @@ pub fn doc_from_body(
     }
     if kind == Kind::Provider {
         keep_credentials(&mut map, existing);
+    }
+    if let (Some(Value::Object(alerts)), Some(Doc::Policy(old))) = (map.get_mut("alerts"), existing)
+    {
+        let masked = alerts
+            .get("secret")
+            .and_then(Value::as_str)
+            .is_none_or(|s| s.starts_with(MASK));
+        if masked {
+            alerts.remove("secret");
+            if let Some(s) = old.alerts.as_ref().and_then(|a| a.secret.clone()) {
+                alerts.insert("secret".into(), Value::from(s));
+            }
+        }
     }
     let v = Value::Object(map);
     Ok(match kind {

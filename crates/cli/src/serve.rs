@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use gatehouse_admin::apply::{self, Action};
+use gatehouse_gateway::alerts::Alerter;
 use gatehouse_gateway::config::{CaptureBodies, OnRedisError};
+use gatehouse_gateway::limits::Traffic;
 use gatehouse_gateway::server::{self, Stopped};
 use gatehouse_gateway::{reload, RawConfig, Snapshot};
 use gatehouse_policy::{Limiter, OnError};
@@ -85,9 +87,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         None => {
             let cfg = raw.validate()?;
             let server = cfg.server.clone();
-            let limiter = limiter(&server).await?;
+            let traffic = Traffic {
+                limiter: limiter(&server).await?,
+                alerter: Arc::new(Alerter::new(None)),
+            };
             let hasher = Arc::new(gatehouse_store::secrets::MasterKey::ephemeral()?);
-            let snap = Snapshot::build_with(cfg, None, hasher, limiter, None)?;
+            let snap = Snapshot::build_with(cfg, None, hasher, traffic, None)?;
             (snap.into_shared(), server)
         }
         Some(node) => {
@@ -117,8 +122,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 tracing::info!(change = %step, "config file applied");
             }
             let hasher = store.shared_key();
-            let limiter = limiter(&server).await?;
-            let snapshot = reload::build(&store, &settings, &hasher, &limiter, None).await?;
+            let traffic = Traffic {
+                limiter: limiter(&server).await?,
+                alerter: Arc::new(Alerter::new(Some(store.clone()))),
+            };
+            let snapshot = reload::build(&store, &settings, &hasher, &traffic, None).await?;
             let shared = snapshot.into_shared();
             tokio::spawn(reload::run(
                 store.clone(),

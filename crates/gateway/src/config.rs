@@ -19,7 +19,8 @@ use serde_norway::Value;
 use crate::error::ConfigError;
 
 pub use policies::{
-    compile_limit, Dimension, LimitSpec, RawLimit, RawPolicy, Scope, SpendPeriod, TokenKind,
+    compile_limit, Dimension, LimitSpec, RawAlerts, RawLimit, RawPolicy, Scope, SpendPeriod,
+    TokenKind,
 };
 pub use resources::{
     valid_slug, Lifecycle, RawApp, RawRoute, RawService, RawTenant, RawUpstreamNode, ServiceKind,

@@ -20,14 +20,34 @@ use gatehouse_policy::{
 use http::{HeaderMap, HeaderValue};
 
 use crate::access::{Principal, Who};
+use crate::alerts::{AlertSpec, Alerter};
 use crate::config::{Config, Dimension, LimitSpec, RawPolicy, SpendPeriod, TokenKind};
 use crate::error::GatewayError;
+
+/// The limiter and the alerter of a node: they outlive snapshots, so counters and alert marks
+/// survive reloads.
+#[derive(Debug, Clone)]
+pub struct Traffic {
+    pub limiter: Arc<Limiter>,
+    pub alerter: Arc<Alerter>,
+}
+
+impl Traffic {
+    /// In-process counters, alerts without a history.
+    pub fn local() -> Self {
+        Self {
+            limiter: Arc::new(Limiter::memory()),
+            alerter: Arc::new(Alerter::new(None)),
+        }
+    }
+}
 
 /// A policy ready to match calls.
 #[derive(Debug)]
 struct Compiled {
     policy: RawPolicy,
     rules: Vec<(Arc<Rule>, String)>,
+    alerts: Option<Arc<AlertSpec>>,
 }
 
 /// The policies of a snapshot.
@@ -108,8 +128,8 @@ fn human(d: std::time::Duration) -> String {
 
 impl Policies {
     /// Compiles validated policies (a limit that does not compile is skipped: validation
-    /// already refused it).
-    pub fn build(cfg: &Config) -> Self {
+    /// already refused it). `tenant_ids` maps tenant names to store ids, for alert records.
+    pub fn build(cfg: &Config, tenant_ids: &std::collections::HashMap<String, String>) -> Self {
         let compiled = cfg
             .policies
             .iter()
@@ -166,9 +186,20 @@ impl Policies {
                         (Arc::new(rule), label)
                     })
                     .collect();
+                let alerts = p.alerts.as_ref().map(|a| {
+                    Arc::new(AlertSpec {
+                        policy: p.name.clone(),
+                        tenant: p.tenant.clone(),
+                        tenant_id: p.tenant.as_ref().and_then(|t| tenant_ids.get(t)).cloned(),
+                        thresholds: a.thresholds.clone(),
+                        webhook: a.webhook.clone(),
+                        secret: a.secret.clone(),
+                    })
+                });
                 Compiled {
                     policy: p.clone(),
                     rules,
+                    alerts,
                 }
             })
             .collect();
@@ -182,8 +213,8 @@ impl Policies {
         self.compiled.is_empty()
     }
 
-    /// The checks that apply to a call.
-    pub fn checks(&self, call: &CallScope<'_>) -> Vec<Check> {
+    /// The checks that apply to a call, each with its policy's alerts.
+    pub fn checks(&self, call: &CallScope<'_>) -> Vec<(Check, Option<Arc<AlertSpec>>)> {
         let mut out = Vec::new();
         for c in &self.compiled {
             let p = &c.policy;
@@ -214,11 +245,14 @@ impl Policies {
                     Some(e) => format!("{}:{i}:{e}", p.name),
                     None => format!("{}:{i}", p.name),
                 };
-                out.push(Check {
-                    counter,
-                    rule: Arc::clone(rule),
-                    label: format!("policy `{}` allows {label} for {scope}", p.name),
-                });
+                out.push((
+                    Check {
+                        counter,
+                        rule: Arc::clone(rule),
+                        label: format!("policy `{}` allows {label} for {scope}", p.name),
+                    },
+                    c.alerts.clone(),
+                ));
             }
         }
         out
@@ -290,7 +324,7 @@ fn scope_text(p: &RawPolicy, each: Option<&str>) -> String {
 
 /// What the pipeline knows of a call when it admits it.
 pub struct Ask<'a> {
-    pub checks: Vec<Check>,
+    pub checks: Vec<(Check, Option<Arc<AlertSpec>>)>,
     pub prompt_tokens: u64,
     pub max_output: Option<u32>,
     pub price: Option<&'a ModelInfo>,
@@ -299,10 +333,10 @@ pub struct Ask<'a> {
 }
 
 /// Whether a call's checks need its tokens counted (token or spend limits).
-pub fn needs_tokens(checks: &[Check]) -> bool {
+pub fn needs_tokens(checks: &[(Check, Option<Arc<AlertSpec>>)]) -> bool {
     checks
         .iter()
-        .any(|c| matches!(c.rule.measure, Measure::Tokens(_) | Measure::Spend))
+        .any(|(c, _)| matches!(c.rule.measure, Measure::Tokens(_) | Measure::Spend))
 }
 
 fn nano(price_per_million: f64, tokens: u64) -> u64 {
@@ -312,10 +346,13 @@ fn nano(price_per_million: f64, tokens: u64) -> u64 {
 
 /// Admits a call against its checks, or refuses it with the limit that is full.
 pub async fn admit(
-    limiter: &Arc<Limiter>,
+    traffic: &Traffic,
     policies: &Policies,
     ask: Ask<'_>,
 ) -> Result<Admission, GatewayError> {
+    let limiter = &traffic.limiter;
+    let (checks, alerts): (Vec<Check>, Vec<Option<Arc<AlertSpec>>>) =
+        ask.checks.into_iter().unzip();
     let output = u64::from(ask.max_output.unwrap_or(policies.default_output_tokens));
     let cost = ask
         .price
@@ -329,7 +366,7 @@ pub async fn admit(
         lease_ttl_us: i64::try_from(ask.lease_ttl.as_micros()).unwrap_or(i64::MAX),
     };
     let now = policy::now_us();
-    let resolved = policy::resolve(&ask.checks, &demand, now)
+    let resolved = policy::resolve(&checks, &demand, now)
         .map_err(|e| GatewayError::LimitsUnavailable(e.to_string()))?;
     let verdict = limiter
         .admit(&resolved, &demand.lease, now)
@@ -338,7 +375,9 @@ pub async fn admit(
     match verdict {
         Verdict::Admitted(statuses) => Ok(Admission {
             limiter: Arc::clone(limiter),
-            checks: ask.checks,
+            alerter: Arc::clone(&traffic.alerter),
+            alerts,
+            checks,
             resolved,
             demand,
             statuses,
@@ -352,11 +391,16 @@ pub async fn admit(
             retry_after_us,
             statuses,
         } => {
-            let check = &ask.checks[index];
+            let check = &checks[index];
             let retry_secs = (retry_after_us.max(0) as u64).div_ceil(1_000_000).max(1);
             let mut headers = HeaderMap::new();
             rate_headers(&statuses, &mut headers);
             let budget = check.rule.measure == Measure::Spend;
+            if let (true, Some(spec)) = (budget, alerts[index].clone()) {
+                let (limiter, alerter) = (Arc::clone(limiter), Arc::clone(&traffic.alerter));
+                let item = (check.clone(), resolved[index].clone(), spec);
+                tokio::spawn(async move { alerter.evaluate(&limiter, vec![item], true).await });
+            }
             let message = if budget {
                 let reset = jiff::Timestamp::from_microsecond(now.saturating_add(retry_after_us))
                     .map(|t| t.to_string())
@@ -386,6 +430,9 @@ pub async fn admit(
 #[derive(Debug)]
 pub struct Admission {
     limiter: Arc<Limiter>,
+    alerter: Arc<Alerter>,
+    /// The alerts of each check's policy (aligned with `checks`).
+    alerts: Vec<Option<Arc<AlertSpec>>>,
     checks: Vec<Check>,
     resolved: Vec<policy::Resolved>,
     demand: Demand,
@@ -444,17 +491,31 @@ impl Admission {
         };
         let deltas = policy::corrections(&self.checks, &self.resolved, &used);
         let now = policy::now_us();
-        if self
+        let watched: Vec<(Check, policy::Resolved, Arc<AlertSpec>)> = self
+            .checks
+            .iter()
+            .zip(&self.resolved)
+            .zip(&self.alerts)
+            .filter(|((c, _), _)| c.rule.measure == Measure::Spend)
+            .filter_map(|((c, r), a)| a.clone().map(|a| (c.clone(), r.clone(), a)))
+            .collect();
+        let settled = self
             .limiter
-            .settle_now(&self.resolved, &deltas, &self.demand.lease, now)
-        {
+            .settle_now(&self.resolved, &deltas, &self.demand.lease, now);
+        if settled && watched.is_empty() {
             return;
         }
         let limiter = Arc::clone(&self.limiter);
+        let alerter = Arc::clone(&self.alerter);
         let resolved = std::mem::take(&mut self.resolved);
         let lease = std::mem::take(&mut self.demand.lease);
         let settle = async move {
-            limiter.settle(&resolved, &deltas, &lease, now).await;
+            if !settled {
+                limiter.settle(&resolved, &deltas, &lease, now).await;
+            }
+            if !watched.is_empty() {
+                alerter.evaluate(&limiter, watched, false).await;
+            }
         };
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {

@@ -129,7 +129,7 @@ async fn admit(
         lease_ttl: up.timeouts.total + std::time::Duration::from_secs(60),
         request_id: &call.id.0,
     };
-    limits::admit(&snap.limiter, &snap.policies, ask)
+    limits::admit(&snap.traffic, &snap.policies, ask)
         .await
         .map(Some)
 }

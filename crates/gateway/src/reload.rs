@@ -15,6 +15,7 @@ use gatehouse_store::{Store, StoreError};
 
 use crate::config::RawConfig;
 use crate::error::ConfigError;
+use crate::limits::Traffic;
 use crate::snapshot::{Shared, Snapshot, SnapshotError};
 use crate::stored;
 
@@ -37,7 +38,7 @@ pub async fn build(
     store: &Store,
     file: &RawConfig,
     hasher: &Arc<MasterKey>,
-    limiter: &Arc<gatehouse_policy::Limiter>,
+    traffic: &Traffic,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, ReloadError> {
     let stored = stored::load(store).await?;
@@ -46,7 +47,7 @@ pub async fn build(
         cfg,
         Some(&stored),
         Arc::clone(hasher),
-        Arc::clone(limiter),
+        traffic.clone(),
         previous,
     )?)
 }
@@ -97,7 +98,7 @@ pub async fn run(
                 continue;
             }
         }
-        match build(&store, &file, &hasher, &current.limiter, Some(&current)).await {
+        match build(&store, &file, &hasher, &current.traffic, Some(&current)).await {
             Ok(next) => {
                 tracing::info!(
                     revision = next.revision,

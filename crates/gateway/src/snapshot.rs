@@ -16,7 +16,7 @@ use gatehouse_store::secrets::MasterKey;
 use crate::access::Access;
 pub use crate::access::{Principal, Who};
 use crate::config::Config;
-use crate::limits::Policies;
+use crate::limits::{Policies, Traffic};
 use crate::stored::Stored;
 use crate::upstream::Upstream;
 
@@ -66,8 +66,8 @@ pub struct Snapshot {
     pub hasher: Arc<MasterKey>,
     pub access: Access,
     pub policies: Policies,
-    /// Shared by every snapshot of a node, so counters outlive reloads.
-    pub limiter: Arc<gatehouse_policy::Limiter>,
+    /// Shared by every snapshot of a node, so counters and alert marks outlive reloads.
+    pub traffic: Traffic,
     /// The store revision this snapshot was built from (0 without a store).
     pub revision: i64,
     pub providers: HashMap<String, Arc<Upstream>>,
@@ -100,8 +100,13 @@ pub enum SnapshotError {
 impl Snapshot {
     /// A snapshot of a config file alone: static keys, hashed with a key of this process.
     pub fn build(cfg: Config) -> Result<Self, SnapshotError> {
-        let limiter = Arc::new(gatehouse_policy::Limiter::memory());
-        Self::build_with(cfg, None, Arc::new(MasterKey::ephemeral()?), limiter, None)
+        Self::build_with(
+            cfg,
+            None,
+            Arc::new(MasterKey::ephemeral()?),
+            Traffic::local(),
+            None,
+        )
     }
 
     /// A snapshot of the config plus the store's keys and subscriptions; reuses `previous`'s
@@ -110,7 +115,7 @@ impl Snapshot {
         cfg: Config,
         stored: Option<&Stored>,
         hasher: Arc<MasterKey>,
-        limiter: Arc<gatehouse_policy::Limiter>,
+        traffic: Traffic,
         previous: Option<&Snapshot>,
     ) -> Result<Self, SnapshotError> {
         let mut catalog = Catalog::builtin()?;
@@ -118,7 +123,15 @@ impl Snapshot {
             catalog.merge(file);
         }
         let access = Access::build(&cfg, stored);
-        let policies = Policies::build(&cfg);
+        let tenant_ids: HashMap<String, String> = stored
+            .map(|s| {
+                s.tenant_names
+                    .iter()
+                    .map(|(id, name)| (name.clone(), id.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let policies = Policies::build(&cfg, &tenant_ids);
         let mut providers = HashMap::new();
         for p in cfg.providers {
             let name = p.name.clone();
@@ -205,7 +218,7 @@ impl Snapshot {
             hasher,
             access,
             policies,
-            limiter,
+            traffic,
             revision: stored.map_or(0, |s| s.revision),
             providers,
             models,

@@ -92,7 +92,13 @@ impl Doc {
             Self::Model(m) => serde_json::to_value(m),
             Self::Service(s) => serde_json::to_value(s),
             Self::App(a) => serde_json::to_value(a),
-            Self::Policy(p) => serde_json::to_value(p),
+            Self::Policy(p) => {
+                let mut p = p.clone();
+                if let Some(a) = &mut p.alerts {
+                    secret = a.secret.take();
+                }
+                serde_json::to_value(p)
+            }
         }
         .unwrap_or(Value::Null);
         if let Value::Object(map) = &mut spec {
@@ -124,6 +130,12 @@ impl Doc {
                 let keys: Value =
                     serde_json::from_str(secret).map_err(|e| corrupt(r, &e.to_string()))?;
                 map.insert("api_keys".into(), keys);
+            }
+        }
+        if r.kind == Kind::Policy {
+            if let (Some(secret), Some(Value::Object(alerts))) = (&r.secret, map.get_mut("alerts"))
+            {
+                alerts.insert("secret".into(), Value::from(secret.clone()));
             }
         }
         let parse = |e: serde_json::Error| corrupt(r, &e.to_string());

@@ -311,6 +311,15 @@ impl Limiter {
         }
     }
 
+    /// True the first time `key` is marked within `ttl_us` (across the cluster with Redis): how
+    /// an alert fires once per period and threshold.
+    pub async fn mark_once(&self, key: &str, ttl_us: i64) -> Result<bool, LimitError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.mark_once(key, ttl_us, now_us())),
+            Backend::Redis(r) => r.mark_once(key, ttl_us).await,
+        }
+    }
+
     /// How the counters stand, without changing them.
     pub async fn peek(
         &self,

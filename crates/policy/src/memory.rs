@@ -174,6 +174,21 @@ impl Memory {
         }
     }
 
+    pub fn mark_once(&self, key: &str, ttl_us: i64, now_us: i64) -> bool {
+        let now = now_us as f64;
+        let mut shard = self.shards[shard_of(key)]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh = match shard.get(key) {
+            Some(State::Sum(exp)) => *exp <= now,
+            _ => true,
+        };
+        if fresh {
+            shard.insert(key.to_owned(), State::Sum(now + ttl_us as f64));
+        }
+        fresh
+    }
+
     pub fn peek(&self, resolved: &[Resolved], now_us: i64) -> Vec<Status> {
         let now = now_us as f64;
         let mut guards = self.lock(resolved);

@@ -235,6 +235,19 @@ impl Redis {
         Ok(())
     }
 
+    pub async fn mark_once(&self, k: &str, ttl_us: i64) -> Result<bool, LimitError> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(key(&format!("mark:{k}")))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg((ttl_us / 1000).max(1))
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.is_some())
+    }
+
     pub async fn peek(
         &self,
         resolved: &[Resolved],

@@ -205,6 +205,16 @@ async fn concurrent_callers_never_exceed_the_limit(l: Limiter) {
     assert_eq!(admitted, 50);
 }
 
+async fn marks_fire_once_until_they_expire(l: Limiter) {
+    let k = format!("mark-{}", crate::now_us());
+    assert!(l.mark_once(&k, 60_000_000).await.unwrap());
+    assert!(!l.mark_once(&k, 60_000_000).await.unwrap());
+    let short = format!("{k}-short");
+    assert!(l.mark_once(&short, 1_000).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(l.mark_once(&short, 1_000).await.unwrap(), "expired");
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod on_memory {
@@ -230,6 +240,7 @@ on_both!(
     budgets_hold_per_calendar_period,
     concurrency_leases_are_released_or_expire,
     concurrent_callers_never_exceed_the_limit,
+    marks_fire_once_until_they_expire,
 );
 
 /// Redis dies while the node runs: fail-closed refuses, fail-open counts locally.

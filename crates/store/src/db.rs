@@ -56,16 +56,30 @@ macro_rules! on {
 }
 pub(crate) use on;
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "control plane",
-    include_str!("../migrations/sqlite/0001_control_plane.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "control plane",
-    include_str!("../migrations/postgres/0001_control_plane.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "control plane",
+        include_str!("../migrations/sqlite/0001_control_plane.sql"),
+    ),
+    (
+        2,
+        "alerts",
+        include_str!("../migrations/sqlite/0002_alerts.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "control plane",
+        include_str!("../migrations/postgres/0001_control_plane.sql"),
+    ),
+    (
+        2,
+        "alerts",
+        include_str!("../migrations/postgres/0002_alerts.sql"),
+    ),
+];
 
 fn migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     let migrations = list

@@ -8,6 +8,7 @@
 //! snapshot. Secrets are sealed with the node's master key (`secrets`) before they are stored.
 //! The store knows nothing of HTTP or of what a provider spec means.
 
+mod alerts;
 mod audit;
 mod db;
 mod error;
@@ -21,6 +22,7 @@ mod subscriptions;
 pub mod testing;
 mod users;
 
+pub use alerts::{AlertFilter, AlertRecord};
 pub use audit::AuditFilter;
 pub use db::{Backend, Store};
 pub use error::StoreError;

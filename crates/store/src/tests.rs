@@ -541,3 +541,62 @@ async fn a_sqlite_store_reopens_with_its_data() {
     assert_eq!(mode, "wal");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+async fn alerts_are_recorded_and_listed_by_tenant(store: Store) {
+    let a = AlertRecord {
+        id: crate::ids::new_id("alr_"),
+        at: 1,
+        tenant_id: Some("ten_a".into()),
+        policy: "p".into(),
+        limit_label: "$1.00 per month".into(),
+        period: "2026-11".into(),
+        threshold: 80,
+        used: 800_000_000,
+        of: 1_000_000_000,
+        webhook: "http://x".into(),
+        status: "pending".into(),
+        attempts: 0,
+        detail: None,
+    };
+    store.record_alert(&a).await.unwrap();
+    store
+        .alert_delivery(&a.id, "delivered", 2, Some("200"))
+        .await
+        .unwrap();
+    let mine = store
+        .list_alerts(&AlertFilter {
+            tenant_ids: Some(vec!["ten_a".into()]),
+            limit: 10,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.items.len(), 1);
+    assert_eq!(
+        (mine.items[0].status.as_str(), mine.items[0].attempts),
+        ("delivered", 2)
+    );
+    let theirs = store
+        .list_alerts(&AlertFilter {
+            tenant_ids: Some(vec!["ten_b".into()]),
+            limit: 10,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(theirs.items.is_empty());
+}
+
+mod alerts_on_both {
+    #[tokio::test]
+    async fn on_sqlite() {
+        let (store, dir) = crate::testing::sqlite().await;
+        super::alerts_are_recorded_and_listed_by_tenant(store).await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        super::alerts_are_recorded_and_listed_by_tenant(crate::testing::postgres().await).await;
+    }
+}

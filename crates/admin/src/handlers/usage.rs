@@ -72,6 +72,7 @@ pub(crate) async fn usage(
     let resolved = policy::resolve(&checks, &Demand::default(), now)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let statuses = snap
+        .traffic
         .limiter
         .peek(&resolved, now)
         .await
@@ -102,6 +103,6 @@ pub(crate) async fn usage(
         })
         .collect();
     Ok(Json(
-        json!({"policy": name, "value": q.value, "shared": snap.limiter.is_shared(), "items": items}),
+        json!({"policy": name, "value": q.value, "shared": snap.traffic.limiter.is_shared(), "items": items}),
     ))
 }

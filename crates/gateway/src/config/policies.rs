@@ -22,6 +22,27 @@ pub struct RawPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
     pub limits: Vec<RawLimit>,
+    /// Budget alerts: a webhook when spend crosses each threshold, once per period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<RawAlerts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    /// Percent of each spend limit (default 50, 80 and 100).
+    #[serde(default = "default_thresholds")]
+    pub thresholds: Vec<u32>,
+    /// Where the JSON alert is POSTed.
+    pub webhook: String,
+    /// Signs each delivery: `x-gatehouse-signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`.
+    /// Stored encrypted; shown masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+fn default_thresholds() -> Vec<u32> {
+    vec![50, 80, 100]
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -170,6 +191,27 @@ pub(super) fn check(cfg: &RawConfig, p: &mut Problems) {
         for (j, l) in pol.limits.iter().enumerate() {
             if let Err(e) = compile_limit(l) {
                 p.add(&format!("{at}.limits[{j}]"), e);
+            }
+        }
+        if let Some(a) = &pol.alerts {
+            match url::Url::parse(&a.webhook) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => p.add(
+                    &format!("{at}.alerts.webhook"),
+                    format!("{:?} is not an http(s) URL", a.webhook),
+                ),
+            }
+            if a.thresholds.is_empty() || a.thresholds.iter().any(|t| *t == 0 || *t > 1000) {
+                p.add(
+                    &format!("{at}.alerts.thresholds"),
+                    "percentages between 1 and 1000".into(),
+                );
+            }
+            if !pol.limits.iter().any(|l| l.spend_usd.is_some()) {
+                p.add(
+                    &format!("{at}.alerts"),
+                    "alerts watch spend limits; this policy has none".into(),
+                );
             }
         }
     }

@@ -150,3 +150,89 @@ async fn concurrency_leases_are_held_by_streams_and_released_when_dropped() {
     }
     assert!(admitted, "the dropped stream released its lease");
 }
+
+/// A webhook receiver that fails each alert's first delivery, so every alert is retried once.
+async fn receiver() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) {
+    use axum::routing::post;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(
+        std::collections::HashSet::<String>::new(),
+    ));
+    let (g, s) = (got.clone(), seen.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: http::HeaderMap, body: String| {
+            let (g, s) = (g.clone(), s.clone());
+            async move {
+                let id = headers["x-gatehouse-alert-id"].to_str().unwrap().to_owned();
+                if s.lock().unwrap().insert(id) {
+                    return http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let sig = headers["x-gatehouse-signature"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                g.lock().unwrap().push((sig, body));
+                http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, got)
+}
+
+#[tokio::test]
+async fn budget_thresholds_send_one_signed_webhook_each_per_period() {
+    let (hook, got) = receiver().await;
+    let env = start_with(
+        &[],
+        "",
+        &format!(
+            "policies:\n  - {{ name: b, limits: [{{ spend_usd: 0.0001, per: month }}], alerts: {{ thresholds: [50, 100], webhook: 'http://{hook}/hook', secret: s3cret }} }}\n"
+        ),
+    )
+    .await;
+    for _ in 0..100 {
+        let (status, _, _) = env
+            .chat(json!({"model": "gpt", "messages": user("hi"), "max_tokens": 16}))
+            .await;
+        if status == 429 {
+            break;
+        }
+    }
+    // Each delivery fails once and is retried after a second.
+    for _ in 0..500 {
+        if got.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let mut thresholds: Vec<u64> = Vec::new();
+    for (sig, body) in &got {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["type"], "budget.threshold");
+        assert_eq!(v["policy"], "b");
+        thresholds.push(v["threshold_percent"].as_u64().unwrap());
+        // The signature is HMAC-SHA256 over "t.body" with the policy's secret.
+        let (t, mac) = sig
+            .strip_prefix("t=")
+            .and_then(|s| s.split_once(",v1="))
+            .unwrap();
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"s3cret");
+        let expected: String = ring::hmac::sign(&key, format!("{t}.{body}").as_bytes())
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(mac, expected);
+    }
+    thresholds.sort_unstable();
+    assert_eq!(thresholds, [50, 100]);
+}
