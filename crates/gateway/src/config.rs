@@ -363,7 +363,11 @@ impl RawConfig {
             .unwrap_or_else(|()| SocketAddr::from(([127, 0, 0, 1], 8090)));
         if let Some(r) = &self.server.redis {
             match url::Url::parse(r) {
-                Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "unix") => {}
+                Ok(u) if matches!(u.scheme(), "redis" | "unix") => {}
+                Ok(u) if u.scheme() == "rediss" => p.add(
+                    "server.redis",
+                    "TLS to Redis (rediss://) is not built in yet: reach Redis through a TLS tunnel and use redis://".into(),
+                ),
                 _ => p.add(
                     "server.redis",
                     format!("{r:?} is not a Redis URL like redis://127.0.0.1:6379"),
