@@ -26,6 +26,8 @@ pub struct Principal {
     pub expires_at: Option<i64>,
     /// Services or models the key is limited to; empty means no limit beyond its app's.
     pub scopes: Arc<[String]>,
+    /// Higher leaves an overloaded provider's queue first.
+    pub priority: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,6 +269,7 @@ services:
                 .map(|s| (*s).to_owned())
                 .collect::<Vec<_>>()
                 .into(),
+            priority: 0,
         }
     }
 

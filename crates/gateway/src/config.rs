@@ -116,6 +116,9 @@ pub enum CaptureBodies {
 pub struct RawKey {
     pub name: String,
     pub key: String,
+    /// Higher leaves an overloaded provider's queue first (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -142,6 +145,27 @@ pub struct RawProvider {
     /// Upstream models to list in `GET /v1/models` (else the catalog's models of this kind).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
+    /// Learn how many calls the provider takes at once, and queue or shed the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<RawAdaptive>,
+}
+
+/// Adaptive concurrency of one provider (see the configuration reference).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdaptive {
+    /// Calls at once to start with (default 20).
+    pub initial: Option<u32>,
+    /// Never fewer than this (default 1).
+    pub min: Option<u32>,
+    /// Never more than this (default 500).
+    pub max: Option<u32>,
+    /// Calls that may wait for a slot (default 100); more are shed at once.
+    pub max_queue: Option<u32>,
+    /// How long a call may wait (default `5s`).
+    pub queue_timeout: Option<String>,
+    /// Latency above this many times the provider's usual counts as overload (default 2.0).
+    pub tolerance: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -269,6 +293,7 @@ pub struct Provider {
     pub timeouts: Timeouts,
     pub default_max_tokens: u32,
     pub models: Vec<String>,
+    pub adaptive: Option<crate::adaptive::AdaptiveCfg>,
 }
 
 /// Upstream timeouts; see the configuration reference for what each one bounds.
@@ -501,9 +526,26 @@ impl RawConfig {
                     );
                 }
             }
+            let adaptive = raw.adaptive.as_ref().map(|a| {
+                let min = f64::from(a.min.unwrap_or(1).max(1));
+                let max = f64::from(a.max.unwrap_or(500)).max(min);
+                crate::adaptive::AdaptiveCfg {
+                    initial: f64::from(a.initial.unwrap_or(20)).clamp(min, max),
+                    min,
+                    max,
+                    max_queue: a.max_queue.unwrap_or(100) as usize,
+                    queue_timeout: p.duration(
+                        &format!("{at}.adaptive.queue_timeout"),
+                        a.queue_timeout.as_deref(),
+                        Duration::from_secs(5),
+                    ),
+                    tolerance: a.tolerance.filter(|t| *t > 1.0).unwrap_or(2.0),
+                }
+            });
             providers.push(Provider {
                 name: raw.name,
                 tenant: raw.tenant,
+                adaptive,
                 kind: raw.kind,
                 base_url,
                 api_keys,

@@ -38,6 +38,8 @@ pub enum GatewayError {
         retry_after: u64,
         headers: Box<http::HeaderMap>,
     },
+    #[error("provider {provider} is overloaded: {why}; the call was shed")]
+    Overloaded { provider: String, why: String },
     #[error("limits cannot be checked ({0}); the call is refused (server.limits.on_redis_error: fail_closed)")]
     LimitsUnavailable(String),
     #[error("request body is larger than the limit of {limit} bytes")]
@@ -104,6 +106,11 @@ impl GatewayError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limit_error",
                 Some(code),
+            ),
+            Self::Overloaded { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                Some("upstream_overloaded"),
             ),
             Self::LimitsUnavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -180,6 +187,10 @@ impl IntoResponse for GatewayError {
                 ..
             } => {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Self::Overloaded { .. } => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Self::RateLimited {
                 retry_after,

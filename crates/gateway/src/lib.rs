@@ -6,6 +6,7 @@
 //! `stream` drives server-sent events, and `error` is the one place errors become responses.
 
 pub mod access;
+pub mod adaptive;
 pub mod alerts;
 pub mod call;
 pub mod config;

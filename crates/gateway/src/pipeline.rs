@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::de::IgnoredAny;
 use tokio::time::Instant;
 
+use crate::adaptive::{Permit, Shed};
 use crate::call::{Call, Envelope, RequestId, Surface};
 use crate::error::GatewayError;
 use crate::limits::{self, Admission, CallScope, Tokens};
@@ -61,7 +62,24 @@ pub async fn run(
         // 7. translate the request into the provider's dialect, or pass it through.
         let mut outbound = translate_request(snap, &call, &envelope, &target)
             .inspect_err(|_| release(&mut admission))?;
-        // 8. dispatch: send upstream and wait for its response headers.
+        // 8. dispatch: wait for a slot if the provider's concurrency is adaptive (or be shed),
+        //    send upstream and wait for its response headers.
+        let mut permit = match &target.upstream.adaptive {
+            None => None,
+            Some(a) => match a.acquire(principal.priority).await {
+                Ok(p) => Some(p),
+                Err(shed) => {
+                    release(&mut admission);
+                    return Err(GatewayError::Overloaded {
+                        provider: target.upstream.cfg.name.clone(),
+                        why: match shed {
+                            Shed::QueueFull => "its queue is full".into(),
+                            Shed::Waited(d) => format!("no slot freed within {d:?}"),
+                        },
+                    });
+                }
+            },
+        };
         let deadline = Instant::now() + target.upstream.cfg.timeouts.total;
         let body = std::mem::take(&mut outbound.body);
         let req = providers::request(
@@ -72,14 +90,31 @@ pub async fn run(
             &call.id.0,
         );
         let upstream = target.upstream.send(req).await.inspect_err(|e| {
+            if let Some(p) = &mut permit {
+                p.report_overloaded();
+            }
             // Nothing reached the model, unless it timed out while generating.
             if !matches!(e, GatewayError::UpstreamTimeout { .. }) {
                 release(&mut admission);
             }
         })?;
+        if let Some(p) = &mut permit {
+            match upstream.status().as_u16() {
+                429 | 503 | 529 => p.report_overloaded(),
+                _ => p.report_ok(),
+            }
+        }
         // 9. respond: upstream errors in the client's shape, bodies and streams translated back;
         //    the admission settles with the usage the answer reports (streams: when they end).
-        respond(&target, outbound, upstream, deadline, admission.take()).await
+        respond(
+            &target,
+            outbound,
+            upstream,
+            deadline,
+            admission.take(),
+            permit,
+        )
+        .await
     }
     .await;
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
@@ -384,6 +419,7 @@ async fn respond(
     resp: reqwest::Response,
     deadline: Instant,
     mut admission: Option<Admission>,
+    permit: Option<Permit>,
 ) -> Result<Response, GatewayError> {
     let up = &target.upstream;
     let status = resp.status();
@@ -414,7 +450,7 @@ async fn respond(
             }
         };
         let meter = admission.map(|a| stream::Meter::new(a, &target.model));
-        let mut r = Response::new(stream::body(resp, translator, up, deadline, meter));
+        let mut r = Response::new(stream::body(resp, translator, up, deadline, meter, permit));
         r.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         r.headers_mut()

@@ -179,6 +179,7 @@ impl Snapshot {
                     who: Who::Operator,
                     expires_at: None,
                     scopes: Arc::from(Vec::new()),
+                    priority: k.priority.unwrap_or(0),
                 };
                 (hasher.hash(&k.key), principal)
             })
@@ -209,6 +210,7 @@ impl Snapshot {
                     },
                     expires_at: k.key.expires_at,
                     scopes: Arc::from(k.key.scopes.clone()),
+                    priority: k.key.priority,
                 };
                 keys.insert(hash, principal);
             }

@@ -278,6 +278,8 @@ struct Driver {
     provider: String,
     /// Dropped with the driver: settles the call's limits with what was streamed.
     meter: Option<Meter>,
+    /// The provider's adaptive slot, held until the stream ends.
+    _permit: Option<crate::adaptive::Permit>,
 }
 
 /// The client body for an upstream event stream.
@@ -287,6 +289,7 @@ pub fn body(
     up: &Upstream,
     deadline: Instant,
     meter: Option<Meter>,
+    permit: Option<crate::adaptive::Permit>,
 ) -> Body {
     let driver = Driver {
         upstream: Box::pin(resp.bytes_stream()),
@@ -298,6 +301,7 @@ pub fn body(
         deadline,
         provider: up.cfg.name.clone(),
         meter,
+        _permit: permit,
     };
     let stream = futures_util::stream::unfold(driver, |mut d| async move {
         loop {

@@ -22,6 +22,8 @@ pub struct Upstream {
     pub cfg: Provider,
     pub client: reqwest::Client,
     pub endpoints: Endpoints,
+    /// How many calls the provider takes at once, when it is adaptive.
+    pub adaptive: Option<std::sync::Arc<crate::adaptive::Adaptive>>,
     next_key: AtomicUsize,
 }
 
@@ -43,6 +45,7 @@ impl Upstream {
                 source,
             })?;
         Ok(Self {
+            adaptive: cfg.adaptive.map(crate::adaptive::Adaptive::new),
             cfg,
             client,
             endpoints,

@@ -67,6 +67,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "alerts",
         include_str!("../migrations/sqlite/0002_alerts.sql"),
     ),
+    (
+        3,
+        "key priority",
+        include_str!("../migrations/sqlite/0003_key_priority.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -78,6 +83,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "alerts",
         include_str!("../migrations/postgres/0002_alerts.sql"),
+    ),
+    (
+        3,
+        "key priority",
+        include_str!("../migrations/postgres/0003_key_priority.sql"),
     ),
 ];
 

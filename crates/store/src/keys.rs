@@ -14,7 +14,8 @@ use crate::{Store, StoreError};
 /// The fixed start of every client API key.
 pub const KEY_PREFIX: &str = "gatehouse_";
 
-const COLUMNS: &str = "id, app_id, tenant_id, name, scopes, created_at, expires_at, revoked_at";
+const COLUMNS: &str =
+    "id, app_id, tenant_id, name, scopes, created_at, expires_at, revoked_at, priority";
 
 fn api_key(row: &impl DbRow) -> Result<ApiKey, StoreError> {
     let id = row.text("id")?;
@@ -28,6 +29,7 @@ fn api_key(row: &impl DbRow) -> Result<ApiKey, StoreError> {
         created_at: row.int("created_at")?,
         expires_at: row.opt_int("expires_at")?,
         revoked_at: row.opt_int("revoked_at")?,
+        priority: row.int("priority")?,
         id,
     })
 }
@@ -40,7 +42,7 @@ fn key_view(k: &ApiKey) -> serde_json::Value {
 macro_rules! insert_key {
     ($tx:ident, $key:expr, $hash:expr) => {
         sqlx::query(&format!(
-            "INSERT INTO api_keys ({COLUMNS}, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO api_keys ({COLUMNS}, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
         .bind(&$key.id)
         .bind(&$key.app_id)
@@ -50,6 +52,7 @@ macro_rules! insert_key {
         .bind($key.created_at)
         .bind($key.expires_at)
         .bind($key.revoked_at)
+        .bind($key.priority)
         .bind($hash)
         .execute(&mut *$tx)
         .await?
@@ -64,6 +67,7 @@ impl Store {
         name: &str,
         scopes: Vec<String>,
         expires_at: Option<i64>,
+        priority: i64,
         actor: &Actor,
     ) -> Result<(ApiKey, String), StoreError> {
         let tenant_id = app
@@ -79,6 +83,7 @@ impl Store {
             created_at: crate::ids::now_ms(),
             expires_at,
             revoked_at: None,
+            priority,
         };
         let secret = format!("{KEY_PREFIX}{}_{}", key.id, crate::ids::random_base62(32)?);
         let audit = AuditEntry::new(

@@ -156,6 +156,8 @@ pub struct ApiKey {
     pub name: String,
     /// Services or models the key is limited to; empty means whatever its app may call.
     pub scopes: Vec<String>,
+    /// Higher leaves an overloaded provider's queue first (default 0).
+    pub priority: i64,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,

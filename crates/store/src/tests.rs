@@ -181,7 +181,7 @@ async fn apps_are_named_within_their_tenant_and_go_with_it(store: Store) {
         Err(StoreError::Conflict { .. })
     ));
     let (key, _) = store
-        .create_key(&app_a, "ci", vec![], None, &actor())
+        .create_key(&app_a, "ci", vec![], None, 0, &actor())
         .await
         .unwrap();
     store
@@ -310,7 +310,7 @@ async fn keys_are_hashed_revoked_and_rotated(store: Store) {
         .await
         .unwrap();
     let (key, secret) = store
-        .create_key(&app, "prod", vec!["chat".into()], None, &actor())
+        .create_key(&app, "prod", vec!["chat".into()], None, 3, &actor())
         .await
         .unwrap();
     assert!(secret.starts_with(&format!("{KEY_PREFIX}{}_", key.id)));
@@ -319,6 +319,7 @@ async fn keys_are_hashed_revoked_and_rotated(store: Store) {
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].hash, store.key().hash(&secret).to_vec());
     assert_eq!(active[0].key.scopes, ["chat"]);
+    assert_eq!(active[0].key.priority, 3);
 
     let (new, new_secret) = store
         .rotate_key(&app, &key.id, 60_000, &actor())

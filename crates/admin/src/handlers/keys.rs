@@ -24,6 +24,10 @@ pub(crate) struct NewKey {
     pub(crate) scopes: Vec<String>,
     /// How long the key lives, e.g. `30d`, `12h` (default: until revoked).
     pub(crate) expires_in: Option<String>,
+    /// Higher leaves an overloaded provider's queue first (default 0); setting one takes a
+    /// tenant admin.
+    #[serde(default)]
+    pub(crate) priority: i64,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -59,6 +63,7 @@ pub(crate) fn key_json(k: &ApiKey) -> Value {
         "hint": format!("{KEY_PREFIX}{}_…", k.id),
         "name": k.name,
         "scopes": k.scopes,
+        "priority": k.priority,
         "status": status,
         "created_at": time(k.created_at),
         "expires_at": opt_time(k.expires_at),
@@ -106,6 +111,9 @@ pub(crate) async fn create(
     body: NewKey,
 ) -> Result<Response, ApiError> {
     let (app, stored) = app(state, caller, tenant, app_name, Role::Developer).await?;
+    if body.priority != 0 {
+        caller.require(app.tenant_id.as_deref(), Role::Admin, "app", app_name)?;
+    }
     if body.name.trim().is_empty() {
         return Err(ApiError::field("name", "must not be empty"));
     }
@@ -134,6 +142,7 @@ pub(crate) async fn create(
             body.name.trim(),
             body.scopes,
             expires_at,
+            body.priority,
             &caller.actor(),
         )
         .await?;

@@ -236,3 +236,48 @@ async fn budget_thresholds_send_one_signed_webhook_each_per_period() {
     thresholds.sort_unstable();
     assert_eq!(thresholds, [50, 100]);
 }
+
+#[tokio::test]
+async fn an_adaptive_provider_queues_then_sheds_instead_of_piling_on() {
+    let narrow = "{ name: narrow, kind: openai, base_url: 'http://{mock}/v1', api_keys: [upstream-key], headers: { x-mock-chunk-delay-ms: '200', x-mock-tokens: '20' }, adaptive: { initial: 1, max: 1, max_queue: 1, queue_timeout: 30s } }";
+    let env = start_with(
+        &[narrow],
+        "",
+        "models:\n  - { name: narrow-model, targets: [{ provider: narrow, model: gpt-4o-mini }] }\n",
+    )
+    .await;
+    let stream = json!({"model": "narrow-model", "messages": user("hi"), "stream": true});
+    let first = env.post("/chat/completions", &stream).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let mut chunks = first.bytes_stream();
+    chunks.next().await.unwrap().unwrap();
+    // Two more calls: one waits in the queue (of one), the other is shed at once.
+    let call = || {
+        env.post(
+            "/chat/completions",
+            &json!({"model": "narrow-model", "messages": user("hi")}),
+        )
+        .send()
+    };
+    let (a, b) = (tokio::spawn(call()), tokio::spawn(call()));
+    for _ in 0..500 {
+        if a.is_finished() || b.is_finished() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (first_done, other) = if a.is_finished() { (a, b) } else { (b, a) };
+    let resp = first_done.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 503, "shed while the other waits");
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_overloaded");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("provider narrow is overloaded: its queue is full"));
+    // The stream ends: the waiting call gets the slot.
+    drop(chunks);
+    let resp = other.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+}
