@@ -175,5 +175,22 @@ def test_a_dropped_stream_is_charged_only_what_it_streamed(mock, tmp_path):
         used = usage()["tokens"]
         assert 0 < used < 60, f"charged {used} output tokens for a stream cut after {seen} events (the whole answer is 60, 1024 were reserved)"
         print(f"dropped stream: charged {used} of 60 output tokens (1024 reserved)")
+
+        # Refusals and the limiter's health are metrics on the admin listener.
+        node.api("POST", "/models", {"name": "tiny", "open": True, "targets": [{"provider": "slow", "model": "gpt-4o-mini"}]}, 201)
+        node.api("POST", "/policies", {"name": "one", "applies_to": {"model": "tiny"}, "limits": [{"requests": 1, "per": "1h"}]}, 201)
+
+        def second_is_refused():
+            codes = [
+                httpx.post(f"{node.url}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                           json={"model": "tiny", "messages": [{"role": "user", "content": "x"}]}, timeout=30).status_code
+                for _ in range(2)
+            ]
+            return 429 in codes
+
+        eventually(second_is_refused, within=3)
+        metrics = httpx.get(node.admin.replace("/admin/v1", "/metrics")).text
+        assert 'gatehouse_limit_rejections_total{code="rate_limit_exceeded"}' in metrics, metrics
+        assert "gatehouse_limiter_backend_failures_total 0" in metrics, metrics
     finally:
         node.stop()

@@ -1,9 +1,10 @@
 //! Admin paths to handlers, and the middleware around them. Nothing else.
 
 use axum::extract::Request;
+use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 
@@ -96,11 +97,28 @@ pub fn router(state: AdminState) -> Router {
         .route("/docs", get(openapi::page));
     Router::new()
         .nest("/admin/v1", v1)
+        // Prometheus scrapes the admin listener (loopback by default) without credentials.
+        .route("/metrics", get(metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
         // Outermost: admin answers are never cached by browsers or proxies.
         .layer(middleware::from_fn(no_store))
         .with_state(state)
+}
+
+async fn metrics(State(state): State<AdminState>) -> Result<Response, ApiError> {
+    let Some(data) = &state.data else {
+        return Err(ApiError::Conflict(
+            "this node serves no gateway, so it has no metrics".into(),
+        ));
+    };
+    let text = data.load().traffic.metrics.render(&data.load());
+    let mut resp = text.into_response();
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(resp)
 }
 
 async fn no_route(req: Request) -> ApiError {

@@ -90,6 +90,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             let traffic = Traffic {
                 limiter: limiter(&server).await?,
                 alerter: Arc::new(Alerter::new(None)),
+                metrics: Arc::default(),
             };
             let hasher = Arc::new(gatehouse_store::secrets::MasterKey::ephemeral()?);
             let snap = Snapshot::build_with(cfg, None, hasher, traffic, None)?;
@@ -125,6 +126,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             let traffic = Traffic {
                 limiter: limiter(&server).await?,
                 alerter: Arc::new(Alerter::new(Some(store.clone()))),
+                metrics: Arc::default(),
             };
             let snapshot = reload::build(&store, &settings, &hasher, &traffic, None).await?;
             let shared = snapshot.into_shared();

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 mod handlers;
 pub mod limits;
+pub mod metrics;
 pub mod models;
 pub mod pipeline;
 pub mod providers;

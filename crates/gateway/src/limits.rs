@@ -30,6 +30,7 @@ use crate::error::GatewayError;
 pub struct Traffic {
     pub limiter: Arc<Limiter>,
     pub alerter: Arc<Alerter>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Traffic {
@@ -38,6 +39,7 @@ impl Traffic {
         Self {
             limiter: Arc::new(Limiter::memory()),
             alerter: Arc::new(Alerter::new(None)),
+            metrics: Arc::default(),
         }
     }
 }
@@ -371,7 +373,10 @@ pub async fn admit(
     let verdict = limiter
         .admit(&resolved, &demand.lease, now)
         .await
-        .map_err(|e| GatewayError::LimitsUnavailable(e.to_string()))?;
+        .map_err(|e| {
+            traffic.metrics.rejected("limits_unavailable");
+            GatewayError::LimitsUnavailable(e.to_string())
+        })?;
     match verdict {
         Verdict::Admitted(statuses) => Ok(Admission {
             limiter: Arc::clone(limiter),
@@ -396,6 +401,11 @@ pub async fn admit(
             let mut headers = HeaderMap::new();
             rate_headers(&statuses, &mut headers);
             let budget = check.rule.measure == Measure::Spend;
+            traffic.metrics.rejected(if budget {
+                "budget_exceeded"
+            } else {
+                "rate_limit_exceeded"
+            });
             if let (true, Some(spec)) = (budget, alerts[index].clone()) {
                 let (limiter, alerter) = (Arc::clone(limiter), Arc::clone(&traffic.alerter));
                 let item = (check.clone(), resolved[index].clone(), spec);

@@ -70,6 +70,7 @@ pub async fn run(
                 Ok(p) => Some(p),
                 Err(shed) => {
                     release(&mut admission);
+                    snap.traffic.metrics.shed(&target.upstream.cfg.name);
                     return Err(GatewayError::Overloaded {
                         provider: target.upstream.cfg.name.clone(),
                         why: match shed {

@@ -1,0 +1,127 @@
+//! Prometheus metrics of traffic control (served at `/metrics` on the admin listener).
+//!
+//! Events are counted where they happen (refusals, sheds); the state of limiters and adaptive
+//! providers is read when Prometheus scrapes. The call-log issue adds request, latency and token
+//! metrics to this registry.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::snapshot::Snapshot;
+
+type Labels = Vec<(String, String)>;
+
+/// The node's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    rejections: Family<Labels, Counter>,
+    shed: Family<Labels, Counter>,
+    limiter_failures: Counter,
+    failures_seen: AtomicU64,
+    adaptive_limit: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    adaptive_in_flight: Family<Labels, Gauge>,
+    adaptive_queued: Family<Labels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut r = Registry::with_prefix("gatehouse");
+        let rejections = Family::<Labels, Counter>::default();
+        r.register(
+            "limit_rejections",
+            "Calls refused by a limit or budget, by code",
+            rejections.clone(),
+        );
+        let shed = Family::<Labels, Counter>::default();
+        r.register(
+            "upstream_shed",
+            "Calls shed by an adaptive provider whose queue was full or too slow",
+            shed.clone(),
+        );
+        let limiter_failures = Counter::default();
+        r.register(
+            "limiter_backend_failures",
+            "Times the limits back end (Redis) could not be reached",
+            limiter_failures.clone(),
+        );
+        let adaptive_limit = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        r.register(
+            "adaptive_concurrency_limit",
+            "The concurrency an adaptive provider is currently given",
+            adaptive_limit.clone(),
+        );
+        let adaptive_in_flight = Family::<Labels, Gauge>::default();
+        r.register(
+            "adaptive_in_flight",
+            "Calls in flight to an adaptive provider",
+            adaptive_in_flight.clone(),
+        );
+        let adaptive_queued = Family::<Labels, Gauge>::default();
+        r.register(
+            "adaptive_queued",
+            "Calls waiting for an adaptive provider",
+            adaptive_queued.clone(),
+        );
+        Self {
+            registry: Mutex::new(r),
+            rejections,
+            shed,
+            limiter_failures,
+            failures_seen: AtomicU64::new(0),
+            adaptive_limit,
+            adaptive_in_flight,
+            adaptive_queued,
+        }
+    }
+}
+
+fn label(k: &str, v: &str) -> Labels {
+    vec![(k.to_owned(), v.to_owned())]
+}
+
+impl Metrics {
+    pub fn rejected(&self, code: &str) {
+        self.rejections.get_or_create(&label("code", code)).inc();
+    }
+
+    pub fn shed(&self, provider: &str) {
+        self.shed.get_or_create(&label("provider", provider)).inc();
+    }
+
+    /// The text exposition, with the current state of `snap`'s limiter and providers.
+    pub fn render(&self, snap: &Snapshot) -> String {
+        let failures = snap.traffic.limiter.failures.load(Ordering::Relaxed);
+        let before = self.failures_seen.swap(failures, Ordering::Relaxed);
+        self.limiter_failures
+            .inc_by(failures.saturating_sub(before));
+        for (name, up) in &snap.providers {
+            if let Some(a) = &up.adaptive {
+                let (limit, in_flight, queued) = a.snapshot();
+                let l = label("provider", name);
+                self.adaptive_limit.get_or_create(&l).set(limit);
+                self.adaptive_in_flight
+                    .get_or_create(&l)
+                    .set(i64::try_from(in_flight).unwrap_or(i64::MAX));
+                self.adaptive_queued
+                    .get_or_create(&l)
+                    .set(i64::try_from(queued).unwrap_or(i64::MAX));
+            }
+        }
+        let mut out = String::new();
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = encode(&mut out, &registry) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
