@@ -1,7 +1,10 @@
 //! Gatehouse data plane: the gateway listener and the request pipeline.
 //!
 //! A call comes in on `routes`, is read by `call`, and runs through `pipeline` (authenticate,
-//! route, translate, dispatch, respond) against an immutable `snapshot` of the configuration.
+//! authorise, route, admit, translate, dispatch, respond) against an immutable `snapshot` of the
+//! configuration, which `reload` rebuilds from the store (`stored`) when it changes. `access`
+//! decides who may call what, `limits` admits and settles calls against policies (with `alerts`
+//! for budgets and `metrics` for Prometheus), and `adaptive` keeps each provider's concurrency.
 //! `providers` knows each upstream's URLs and auth, `upstream` owns the HTTP clients and timeouts,
 //! `stream` drives server-sent events, and `error` is the one place errors become responses.
 

@@ -1,8 +1,8 @@
 //! The request pipeline, top to bottom: one call from authentication to the last byte.
 //!
 //! `run` is the whole story of a call; each step is a plain function below it, in the order it
-//! runs. Stages that later issues add (limits, guardrails, caching, call records) slot into `run`
-//! between the steps named in DESIGN.md.
+//! runs. Stages that later issues add (guardrails, caching, retries and fallbacks, call records)
+//! slot into `run` between the steps named in DESIGN.md.
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};

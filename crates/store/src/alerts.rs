@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::db::{on, DbRow};
+use crate::query::Query;
 use crate::records::Page;
 use crate::resources::{bind_all, Bind};
 use crate::{Store, StoreError};
@@ -103,28 +104,16 @@ impl Store {
 
     /// A page of alerts, newest first.
     pub async fn list_alerts(&self, filter: &AlertFilter) -> Result<Page<AlertRecord>, StoreError> {
-        let mut sql = format!("SELECT {COLUMNS} FROM alerts WHERE 1 = 1");
-        let mut binds = Vec::new();
+        let mut q = Query::new(&format!("SELECT {COLUMNS} FROM alerts"));
         if let Some(ids) = &filter.tenant_ids {
-            let mut alts = Vec::new();
-            for id in ids {
-                binds.push(Bind::Text(id.clone()));
-                alts.push(format!("tenant_id = ${}", binds.len()));
-            }
-            if alts.is_empty() {
-                alts.push("1 = 0".to_owned());
-            }
-            sql.push_str(&format!(" AND ({})", alts.join(" OR ")));
+            q.any_of("tenant_id", ids);
         }
         if let Some(before) = &filter.before {
-            binds.push(Bind::Text(before.clone()));
-            sql.push_str(&format!(" AND id < ${}", binds.len()));
+            q.compare("id", "<", before);
         }
-        let limit = filter.limit.clamp(1, 1000);
-        binds.push(Bind::Int(i64::try_from(limit).unwrap_or(1000) + 1));
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", binds.len()));
+        let limit = q.page("id DESC", filter.limit);
         let items = on!(self, pool => {
-            let rows = bind_all!(sqlx::query(&sql), &binds).fetch_all(pool).await?;
+            let rows = bind_all!(sqlx::query(&q.sql), &q.binds).fetch_all(pool).await?;
             rows.iter().map(alert).collect::<Result<Vec<_>, _>>()?
         });
         Ok(Page::cut(items, limit, |a| &a.id))

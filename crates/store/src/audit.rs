@@ -1,6 +1,7 @@
 //! Reading the audit log (entries are written by each change's own transaction, in `db`).
 
 use crate::db::{on, DbRow};
+use crate::query::Query;
 use crate::records::{AuditEntry, Page};
 use crate::resources::{bind_all, Bind};
 use crate::{Store, StoreError};
@@ -38,30 +39,19 @@ fn entry(row: &impl DbRow) -> Result<AuditEntry, StoreError> {
 impl Store {
     /// A page of audit entries, newest first.
     pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Page<AuditEntry>, StoreError> {
-        let mut sql = "SELECT id, at, actor, tenant_id, action, resource_kind, resource_id, \
-                       resource_name, before, after FROM audit WHERE 1 = 1"
-            .to_owned();
-        let mut binds = Vec::new();
+        let mut q = Query::new(
+            "SELECT id, at, actor, tenant_id, action, resource_kind, resource_id, \
+             resource_name, before, after FROM audit",
+        );
         if let Some(ids) = &filter.tenant_ids {
-            let mut alts = Vec::new();
-            for id in ids {
-                binds.push(Bind::Text(id.clone()));
-                alts.push(format!("tenant_id = ${}", binds.len()));
-            }
-            if alts.is_empty() {
-                alts.push("1 = 0".to_owned());
-            }
-            sql.push_str(&format!(" AND ({})", alts.join(" OR ")));
+            q.any_of("tenant_id", ids);
         }
         if let Some(before) = &filter.before {
-            binds.push(Bind::Text(before.clone()));
-            sql.push_str(&format!(" AND id < ${}", binds.len()));
+            q.compare("id", "<", before);
         }
-        let limit = filter.limit.clamp(1, 1000);
-        binds.push(Bind::Int(i64::try_from(limit).unwrap_or(1000) + 1));
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", binds.len()));
+        let limit = q.page("id DESC", filter.limit);
         let items = on!(self, pool => {
-            let rows = bind_all!(sqlx::query(&sql), &binds).fetch_all(pool).await?;
+            let rows = bind_all!(sqlx::query(&q.sql), &q.binds).fetch_all(pool).await?;
             rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?
         });
         Ok(Page::cut(items, limit, |e| &e.id))

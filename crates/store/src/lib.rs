@@ -14,6 +14,7 @@ mod db;
 mod error;
 pub mod ids;
 mod keys;
+mod query;
 mod records;
 mod resources;
 pub mod secrets;

@@ -2,13 +2,13 @@
 
 use axum::Json;
 use gatehouse_gateway::stored;
-use gatehouse_store::{AuditEntry, AuditFilter, Role};
+use gatehouse_store::{AuditEntry, AuditFilter};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::handlers::resources::tenant_id;
+use crate::handlers::resources::tenants_to_read;
 use crate::view::time;
 use crate::AdminState;
 
@@ -41,14 +41,7 @@ pub(crate) async fn list(
     q: AuditQuery,
 ) -> Result<Json<Value>, ApiError> {
     let stored = stored::load(&state.store).await?;
-    let tenant_ids = match &q.tenant {
-        Some(t) => {
-            let id = tenant_id(&stored, t).ok_or_else(|| ApiError::not_found("tenant", t))?;
-            caller.require(Some(&id), Role::Viewer, "tenant", t)?;
-            Some(vec![id])
-        }
-        None => caller.tenant_ids(),
-    };
+    let tenant_ids = tenants_to_read(&stored, caller, q.tenant.as_deref())?;
     let page = state
         .store
         .list_audit(&AuditFilter {

@@ -77,6 +77,23 @@ pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("If-Match {s:?} is not an ETag this API gave")))
 }
 
+/// The tenants whose records a caller reads: the one asked for (if the caller may), else all the
+/// caller's (`None`: everything, for the owner).
+pub(crate) fn tenants_to_read(
+    stored: &Stored,
+    caller: &Caller,
+    tenant: Option<&str>,
+) -> Result<Option<Vec<String>>, ApiError> {
+    match tenant {
+        Some(t) => {
+            let id = tenant_id(stored, t).ok_or_else(|| ApiError::not_found("tenant", t))?;
+            caller.require(Some(&id), Role::Viewer, "tenant", t)?;
+            Ok(Some(vec![id]))
+        }
+        None => Ok(caller.tenant_ids()),
+    }
+}
+
 pub(crate) fn tenant_id(stored: &Stored, name: &str) -> Option<String> {
     stored.row(Kind::Tenant, None, name).map(|r| r.id.clone())
 }
