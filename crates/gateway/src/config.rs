@@ -198,6 +198,15 @@ pub struct RawModel {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub open: bool,
     pub targets: Vec<RawTarget>,
+    /// Logical models to try, in order, when every target of this one failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
+    /// Most upstream attempts per call, across targets and fallbacks (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Wait before the second attempt, doubling each time, with ±50 % jitter (default `100ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -207,6 +216,13 @@ pub struct RawTarget {
     pub model: String,
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Lower tiers are tried first; a tier's targets share its traffic by weight.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tier: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 pub(crate) fn default_weight() -> u32 {
@@ -575,6 +591,22 @@ impl RawConfig {
                     &format!("models[{i}].targets"),
                     "at least one target needs a weight above 0".into(),
                 );
+            }
+            for (j, f) in m.fallbacks.iter().enumerate() {
+                if f == &m.name || !self.models.iter().any(|o| &o.name == f) {
+                    p.add(
+                        &format!("models[{i}].fallbacks[{j}]"),
+                        format!("no other model named {f:?}"),
+                    );
+                }
+            }
+            if m.attempts.is_some_and(|a| a == 0 || a > 10) {
+                p.add(&format!("models[{i}].attempts"), "between 1 and 10".into());
+            }
+            if let Some(b) = &m.retry_backoff {
+                if let Err(e) = parse_duration(b) {
+                    p.add(&format!("models[{i}].retry_backoff"), e);
+                }
             }
             for (j, t) in m.targets.iter().enumerate() {
                 if !names.contains(&t.provider) {

@@ -389,6 +389,7 @@ pub async fn admit(
             price: ask
                 .price
                 .map(|m| (m.input, m.output, m.cached_input.unwrap_or(m.input))),
+            extra_input: 0,
             settled: false,
         }),
         Verdict::Refused {
@@ -449,6 +450,8 @@ pub struct Admission {
     statuses: Vec<Status>,
     /// Input, output and cached-input prices (USD per 1M tokens).
     price: Option<(f64, f64, f64)>,
+    /// Prompts of earlier attempts that timed out, charged on top of the final usage.
+    extra_input: u64,
     settled: bool,
 }
 
@@ -471,6 +474,12 @@ impl Admission {
         self.demand.input_tokens
     }
 
+    /// Charges the prompt once more: an attempt that may have consumed it was abandoned for the
+    /// next target.
+    pub fn charge_attempt(&mut self) {
+        self.extra_input += self.demand.input_tokens;
+    }
+
     /// The output tokens reserved at admission.
     pub fn reserved_output(&self) -> u64 {
         self.demand.output_tokens
@@ -487,6 +496,10 @@ impl Admission {
             return;
         }
         self.settled = true;
+        let t = Tokens {
+            input: t.input + self.extra_input,
+            ..t
+        };
         let cost = self
             .price
             .map(|(i, o, c)| {

@@ -21,7 +21,7 @@ use crate::call::{Call, Envelope, RequestId, Surface};
 use crate::error::GatewayError;
 use crate::limits::{self, Admission, CallScope, Tokens};
 use crate::providers::{self, Op};
-use crate::snapshot::{Principal, Snapshot, Target};
+use crate::snapshot::{Plan, Principal, Snapshot, Target};
 use crate::stream::{self, Translator};
 
 /// Runs one call through the pipeline.
@@ -40,9 +40,11 @@ pub async fn run(
     let envelope = Envelope::parse(&call.body)?;
     // 4. authorise: the key's scopes and its app's subscriptions must cover the model.
     let service = authorise(snap, &principal, &envelope.model)?;
-    // 5. plan the route: logical model or `provider/model` → one target.
-    let target = plan_route(snap, &envelope.model)?;
-    tracing::debug!(key = %principal.key_name, model = %envelope.model, provider = %target.upstream.cfg.name, "routed");
+    // 5. plan the route: a logical model's targets tier by tier, then its fallbacks' (or one
+    //    `provider/model` target).
+    let plan = plan_route(snap, &envelope.model)?;
+    let first = &plan.candidates[0];
+    tracing::debug!(key = %principal.key_name, model = %envelope.model, provider = %first.upstream.cfg.name, "routed");
     // 6. admit: every limit that applies, all or none; prompt, output and cost reserved. From
     //    here on every answer carries the rate-limit headers, and the admission is settled.
     let mut admission = admit(
@@ -51,76 +53,140 @@ pub async fn run(
         &call,
         &envelope,
         service.as_deref(),
-        &target,
+        first,
     )
     .await?;
     let mut rate = HeaderMap::new();
     if let Some(a) = &admission {
         a.headers(&mut rate);
     }
+    let mut attempts = 0u32;
     let result = async {
-        // 7. translate the request into the provider's dialect, or pass it through.
-        let mut outbound = translate_request(snap, &call, &envelope, &target)
-            .inspect_err(|_| release(&mut admission))?;
-        // 8. dispatch: wait for a slot if the provider's concurrency is adaptive (or be shed),
-        //    send upstream and wait for its response headers.
-        let mut permit = match &target.upstream.adaptive {
-            None => None,
-            Some(a) => match a.acquire(principal.priority).await {
-                Ok(p) => Some(p),
-                Err(shed) => {
-                    release(&mut admission);
-                    snap.traffic.metrics.shed(&target.upstream.cfg.name);
-                    return Err(GatewayError::Overloaded {
-                        provider: target.upstream.cfg.name.clone(),
-                        why: match shed {
-                            Shed::QueueFull => "its queue is full".into(),
-                            Shed::Waited(d) => format!("no slot freed within {d:?}"),
-                        },
-                    });
+        let mut candidates = plan
+            .candidates
+            .iter()
+            .take(plan.attempts as usize)
+            .peekable();
+        while let Some(target) = candidates.next() {
+            attempts += 1;
+            let last = candidates.peek().is_none();
+            if attempts > 1 {
+                tokio::time::sleep(backoff(plan.backoff, attempts)).await;
+            }
+            // 7. translate the request into this target's dialect, or pass it through.
+            let mut outbound = translate_request(snap, &call, &envelope, target)
+                .inspect_err(|_| release(&mut admission))?;
+            // 8. dispatch: wait for a slot if the provider's concurrency is adaptive (or be
+            //    shed), send upstream and wait for its response headers. Connection failures,
+            //    timeouts, 429 and 5xx move on to the next candidate while attempts remain;
+            //    nothing has reached the client yet, so a retry is invisible to it.
+            let mut permit = match &target.upstream.adaptive {
+                None => None,
+                Some(a) => match a.acquire(principal.priority).await {
+                    Ok(p) => Some(p),
+                    Err(shed) => {
+                        snap.traffic.metrics.shed(&target.upstream.cfg.name);
+                        let e = GatewayError::Overloaded {
+                            provider: target.upstream.cfg.name.clone(),
+                            why: match shed {
+                                Shed::QueueFull => "its queue is full".into(),
+                                Shed::Waited(d) => format!("no slot freed within {d:?}"),
+                            },
+                        };
+                        if !last {
+                            tracing::info!(error = %e, attempt = attempts, "trying the next target");
+                            continue;
+                        }
+                        release(&mut admission);
+                        return Err(e);
+                    }
+                },
+            };
+            let deadline = Instant::now() + target.upstream.cfg.timeouts.total;
+            let body = std::mem::take(&mut outbound.body);
+            let req = providers::request(
+                &target.upstream,
+                outbound.op,
+                &target.model,
+                body,
+                &call.id.0,
+            );
+            let upstream = match target.upstream.send(req).await {
+                Ok(r) => r,
+                Err(e) => {
+                    if let Some(p) = &mut permit {
+                        p.report_overloaded();
+                    }
+                    let timed_out = matches!(e, GatewayError::UpstreamTimeout { .. });
+                    if timed_out {
+                        // The model may have read the prompt before it timed out: charge it.
+                        if let Some(a) = &mut admission {
+                            a.charge_attempt();
+                        }
+                    }
+                    if retryable(&e) && !last {
+                        tracing::info!(error = %e, attempt = attempts, "trying the next target");
+                        continue;
+                    }
+                    if !timed_out {
+                        release(&mut admission);
+                    }
+                    return Err(e);
                 }
-            },
-        };
-        let deadline = Instant::now() + target.upstream.cfg.timeouts.total;
-        let body = std::mem::take(&mut outbound.body);
-        let req = providers::request(
-            &target.upstream,
-            outbound.op,
-            &target.model,
-            body,
-            &call.id.0,
-        );
-        let upstream = target.upstream.send(req).await.inspect_err(|e| {
+            };
+            let status = upstream.status().as_u16();
             if let Some(p) = &mut permit {
-                p.report_overloaded();
+                match status {
+                    429 | 503 | 529 => p.report_overloaded(),
+                    _ => p.report_ok(),
+                }
             }
-            // Nothing reached the model, unless it timed out while generating.
-            if !matches!(e, GatewayError::UpstreamTimeout { .. }) {
-                release(&mut admission);
+            if matches!(status, 429 | 500 | 502 | 503 | 504 | 529) && !last {
+                tracing::info!(provider = %target.upstream.cfg.name, status, attempt = attempts, "trying the next target");
+                continue;
             }
-        })?;
-        if let Some(p) = &mut permit {
-            match upstream.status().as_u16() {
-                429 | 503 | 529 => p.report_overloaded(),
-                _ => p.report_ok(),
-            }
+            // 9. respond: upstream errors in the client's shape, bodies and streams translated
+            //    back; the admission settles with the usage the answer reports (streams: when
+            //    they end).
+            let response = respond(
+                target,
+                outbound,
+                upstream,
+                deadline,
+                admission.take(),
+                permit,
+            )
+            .await;
+            return response;
         }
-        // 9. respond: upstream errors in the client's shape, bodies and streams translated back;
-        //    the admission settles with the usage the answer reports (streams: when they end).
-        respond(
-            &target,
-            outbound,
-            upstream,
-            deadline,
-            admission.take(),
-            permit,
-        )
-        .await
+        Err(GatewayError::ModelNotFound(format!(
+            "the model `{}` has no target to try",
+            envelope.model
+        )))
     }
     .await;
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     response.headers_mut().extend(rate);
+    if let Ok(v) = HeaderValue::from_str(&attempts.to_string()) {
+        response.headers_mut().insert("x-gatehouse-attempts", v);
+    }
     Ok(response)
+}
+
+/// Errors worth another target: the provider could not be reached or did not answer in time.
+fn retryable(e: &GatewayError) -> bool {
+    matches!(
+        e,
+        GatewayError::UpstreamUnreachable { .. }
+            | GatewayError::UpstreamTimeout { .. }
+            | GatewayError::UpstreamBroken { .. }
+    )
+}
+
+/// The wait before attempt `n` (2, 3, …): `base`, doubling, with ±50 % jitter.
+fn backoff(base: std::time::Duration, n: u32) -> std::time::Duration {
+    let exp = base.saturating_mul(1 << (n.saturating_sub(2)).min(6));
+    exp.mul_f64(0.5 + fastrand::f64())
 }
 
 /// Settles an admission with nothing used: the call never reached a model.
@@ -250,9 +316,9 @@ pub fn authorise(
         })
 }
 
-/// Resolves the model name to one target.
-pub fn plan_route(snap: &Snapshot, model: &str) -> Result<Target, GatewayError> {
-    snap.resolve(model).ok_or_else(|| {
+/// Resolves the model name to the targets to try, in order.
+pub fn plan_route(snap: &Snapshot, model: &str) -> Result<Plan, GatewayError> {
+    snap.plan(model).ok_or_else(|| {
         GatewayError::ModelNotFound(format!(
             "the model `{model}` does not exist: use a name from GET /v1/models or `provider/model`"
         ))

@@ -29,6 +29,7 @@ pub struct Target {
     pub upstream: Arc<Upstream>,
     pub model: String,
     pub weight: u32,
+    pub tier: u32,
 }
 
 /// A logical model: the name clients send, and where it is served.
@@ -36,25 +37,53 @@ pub struct Target {
 pub struct LogicalModel {
     pub name: String,
     pub targets: Vec<Target>,
-    total_weight: u64,
+    pub fallbacks: Vec<String>,
+    pub attempts: u32,
+    pub backoff: std::time::Duration,
 }
 
 impl LogicalModel {
-    /// Picks a target at random in proportion to the weights.
-    pub fn pick(&self) -> Option<&Target> {
-        if self.total_weight == 0 {
-            return None;
-        }
-        let mut r = fastrand::u64(0..self.total_weight);
-        for t in &self.targets {
-            let w = u64::from(t.weight);
-            if r < w {
-                return Some(t);
+    /// The targets in the order to try them: tier by tier, and within a tier a weighted random
+    /// order (a target with weight 0 is never chosen).
+    pub fn ordered(&self) -> Vec<Target> {
+        let mut tiers: Vec<u32> = self.targets.iter().map(|t| t.tier).collect();
+        tiers.sort_unstable();
+        tiers.dedup();
+        let mut out = Vec::with_capacity(self.targets.len());
+        for tier in tiers {
+            let mut pool: Vec<&Target> = self
+                .targets
+                .iter()
+                .filter(|t| t.tier == tier && t.weight > 0)
+                .collect();
+            while !pool.is_empty() {
+                let total: u64 = pool.iter().map(|t| u64::from(t.weight)).sum();
+                let mut r = fastrand::u64(0..total);
+                let i = pool
+                    .iter()
+                    .position(|t| {
+                        let w = u64::from(t.weight);
+                        if r < w {
+                            true
+                        } else {
+                            r -= w;
+                            false
+                        }
+                    })
+                    .unwrap_or(0);
+                out.push(pool.remove(i).clone());
             }
-            r -= w;
         }
-        None
+        out
     }
+}
+
+/// Where a call may go, in order, and how hard to try.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub candidates: Vec<Target>,
+    pub attempts: u32,
+    pub backoff: std::time::Duration,
 }
 
 /// Everything a request needs, immutable.
@@ -158,14 +187,20 @@ impl Snapshot {
                             upstream: Arc::clone(u),
                             model: t.model,
                             weight: t.weight,
+                            tier: t.tier,
                         })
                     })
                     .collect();
-                let total_weight = targets.iter().map(|t| u64::from(t.weight)).sum();
                 let model = LogicalModel {
                     name: m.name.clone(),
                     targets,
-                    total_weight,
+                    fallbacks: m.fallbacks,
+                    attempts: m.attempts.unwrap_or(3).clamp(1, 10),
+                    backoff: m
+                        .retry_backoff
+                        .as_deref()
+                        .and_then(|b| crate::config::parse_duration(b).ok())
+                        .unwrap_or(std::time::Duration::from_millis(100)),
                 };
                 (m.name, model)
             })
@@ -234,17 +269,42 @@ impl Snapshot {
         Arc::new(ArcSwap::from_pointee(self))
     }
 
-    /// Resolves a model name: a logical model first, then `provider/upstream-model`.
+    /// Resolves a model name to the target a call would try first.
     pub fn resolve(&self, name: &str) -> Option<Target> {
+        self.plan(name)
+            .and_then(|p| p.candidates.into_iter().next())
+    }
+
+    /// Resolves a model name: a logical model (its tiers, then its fallbacks' targets), else
+    /// `provider/upstream-model` (one target, one attempt).
+    pub fn plan(&self, name: &str) -> Option<Plan> {
         if let Some(m) = self.models.get(name) {
-            return m.pick().cloned();
+            let mut candidates = m.ordered();
+            for f in &m.fallbacks {
+                if let Some(fm) = self.models.get(f) {
+                    candidates.extend(fm.ordered());
+                }
+            }
+            if candidates.is_empty() {
+                return None;
+            }
+            return Some(Plan {
+                candidates,
+                attempts: m.attempts,
+                backoff: m.backoff,
+            });
         }
         let (provider, model) = name.split_once('/')?;
         let upstream = self.providers.get(provider)?;
-        (!model.is_empty()).then(|| Target {
-            upstream: Arc::clone(upstream),
-            model: model.to_owned(),
-            weight: 1,
+        (!model.is_empty()).then(|| Plan {
+            candidates: vec![Target {
+                upstream: Arc::clone(upstream),
+                model: model.to_owned(),
+                weight: 1,
+                tier: 0,
+            }],
+            attempts: 1,
+            backoff: std::time::Duration::ZERO,
         })
     }
 }

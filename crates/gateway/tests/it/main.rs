@@ -5,6 +5,7 @@
 //! - `passthrough`: same-dialect calls change only the model, byte for byte.
 //! - `errors`: every bad input and upstream failure gets its status and a named error.
 //! - `streaming`: stream endings, cut streams, stalls and client aborts.
+//! - `failover`: tiers, fallback models, bounded attempts, and what a retry is charged.
 //! - `limits`: 429s and their headers, token reservations, budgets, concurrency leases.
 
 #![expect(
@@ -14,6 +15,7 @@
 
 mod dialects;
 mod errors;
+mod failover;
 mod harness;
 mod limits;
 mod passthrough;

@@ -1,0 +1,111 @@
+//! Failover: a failing target hands the call to the next tier, then to fallback models, within
+//! the model's attempts; a retried call is charged every attempt that reached a model.
+
+use serde_json::json;
+
+use crate::harness::{start_with, user};
+
+const BROKEN: &str = "{ name: broken, kind: openai, base_url: 'http://{mock}/v1', api_keys: [upstream-key], headers: { x-mock-fault: '500' } }";
+const DOWN: &str = "{ name: down, kind: anthropic, base_url: 'http://{mock}/v1', api_keys: [upstream-key], headers: { x-mock-fault: '503' } }";
+const DEAD: &str = "{ name: dead, kind: openai_compatible, base_url: 'http://127.0.0.1:9/v1' }";
+const STALLED: &str = "{ name: stalled, kind: openai, base_url: 'http://{mock}/v1', api_keys: [upstream-key], headers: { x-mock-latency-ms: '5000' }, timeouts: { first_byte: 200ms } }";
+
+#[tokio::test]
+async fn a_failing_tier_hands_the_call_to_the_next() {
+    let env = start_with(
+        &[BROKEN, DEAD],
+        "",
+        "models:\n  - { name: tiered, targets: [{ provider: broken, model: m }, { provider: dead, model: m, tier: 1 }, { provider: p-anthropic, model: claude-haiku-4-5, tier: 2 }] }\n",
+    )
+    .await;
+    let (status, h, body) = env
+        .chat(json!({"model": "tiered", "messages": user("hi")}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(h["x-gatehouse-attempts"], "3");
+    assert_eq!(h["x-gatehouse-provider"], "p-anthropic");
+    assert_eq!(
+        body["object"], "chat.completion",
+        "translated from the third target's dialect"
+    );
+}
+
+#[tokio::test]
+async fn fallback_models_serve_when_every_target_failed_and_attempts_are_bounded() {
+    let env = start_with(
+        &[BROKEN, DOWN],
+        "",
+        "models:\n  - { name: flaky, targets: [{ provider: down, model: m }], fallbacks: [gpt] }\n  - { name: hopeless, attempts: 2, targets: [{ provider: broken, model: a }, { provider: down, model: b, tier: 1 }, { provider: p-openai, model: c, tier: 2 }] }\n",
+    )
+    .await;
+    let (status, h, body) = env
+        .chat(json!({"model": "flaky", "messages": user("hi")}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(h["x-gatehouse-attempts"], "2");
+    assert_eq!(h["x-gatehouse-provider"], "p-openai");
+    let before = env.mock_stats().await["requests"].as_u64().unwrap();
+    let (status, h, body) = env
+        .chat(json!({"model": "hopeless", "messages": user("hi")}))
+        .await;
+    assert_eq!(
+        status, 503,
+        "the second (last allowed) attempt's answer: {body}"
+    );
+    assert_eq!(h["x-gatehouse-attempts"], "2");
+    assert_eq!(
+        env.mock_stats().await["requests"].as_u64().unwrap(),
+        before + 2
+    );
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried() {
+    let refusing = "{ name: refusing, kind: openai, base_url: 'http://{mock}/v1', api_keys: [upstream-key], headers: { x-mock-fault: '400' } }";
+    let env = start_with(
+        &[refusing],
+        "",
+        "models:\n  - { name: strict, targets: [{ provider: refusing, model: m }, { provider: p-openai, model: m, tier: 1 }] }\n",
+    )
+    .await;
+    let before = env.mock_stats().await["requests"].as_u64().unwrap();
+    let (status, h, body) = env
+        .chat(json!({"model": "strict", "messages": user("hi")}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(h["x-gatehouse-attempts"], "1");
+    assert_eq!(
+        env.mock_stats().await["requests"].as_u64().unwrap(),
+        before + 1
+    );
+}
+
+#[tokio::test]
+async fn a_retried_call_is_charged_every_attempt_that_reached_a_model() {
+    let env = start_with(
+        &[STALLED],
+        "",
+        "models:\n  - { name: slowfirst, targets: [{ provider: stalled, model: gpt-4o-mini }, { provider: p-openai, model: gpt-4o-mini, tier: 1 }] }\npolicies:\n  - { name: t, applies_to: { model: slowfirst }, limits: [{ tokens: 10000, per: 1000h }] }\n",
+    )
+    .await;
+    let ask = json!({"model": "slowfirst", "messages": user("hi"), "max_tokens": 50});
+    let (status, h, body) = env.chat(ask.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(h["x-gatehouse-attempts"], "2");
+    let left: u64 = h["x-ratelimit-remaining-tokens"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let prompt = 10000 - 50 - left;
+    let usage = &body["usage"];
+    let charged = usage["total_tokens"].as_u64().unwrap() + prompt;
+    // The next call sees both attempts charged: the stalled one's prompt and the answer's usage.
+    let (_, h, _) = env.chat(ask).await;
+    let left2: u64 = h["x-ratelimit-remaining-tokens"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(left2, 10000 - charged - prompt - 50);
+}
