@@ -5,6 +5,7 @@
 
 pub(crate) mod alerts;
 pub(crate) mod audit;
+pub(crate) mod health;
 pub(crate) mod keys;
 pub(crate) mod resources;
 pub(crate) mod subscriptions;
@@ -416,6 +417,11 @@ pub(crate) mod account {
         Path(id): Path<String>,
     ) -> Result<StatusCode> {
         users::revoke_token(&s, &c, &id).await
+    }
+
+    #[utoipa::path(get, path = "/admin/v1/health", tag = "routing", responses((status = 200, description = "Every target's circuit state (healthy, ejected, half_open, cooling_down) and adaptive concurrency"), (status = 403, body = crate::openapi::ErrorDoc)))]
+    pub(crate) async fn health(State(s): State<AdminState>, c: Caller) -> Result<Json<Value>> {
+        health::targets(&s, &c).await
     }
 
     #[utoipa::path(get, path = "/admin/v1/alerts", tag = "policies", params(alerts::AlertQuery), responses((status = 200, description = "Budget alerts, newest first, with their webhook delivery")))]

@@ -15,6 +15,7 @@ pub mod call;
 pub mod config;
 pub mod error;
 mod handlers;
+pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod models;

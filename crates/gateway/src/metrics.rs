@@ -28,6 +28,7 @@ pub struct Metrics {
     adaptive_limit: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     adaptive_in_flight: Family<Labels, Gauge>,
     adaptive_queued: Family<Labels, Gauge>,
+    target_up: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -69,7 +70,14 @@ impl Default for Metrics {
             "Calls waiting for an adaptive provider",
             adaptive_queued.clone(),
         );
+        let target_up = Family::<Labels, Gauge>::default();
+        r.register(
+            "target_up",
+            "1 when routing would send calls to the target, 0 while it is ejected or cooling down",
+            target_up.clone(),
+        );
         Self {
+            target_up,
             registry: Mutex::new(r),
             rejections,
             shed,
@@ -112,6 +120,18 @@ impl Metrics {
                 self.adaptive_queued
                     .get_or_create(&l)
                     .set(i64::try_from(queued).unwrap_or(i64::MAX));
+            }
+        }
+        for (name, m) in &snap.models {
+            for t in &m.targets {
+                let l = vec![
+                    ("model".to_owned(), name.clone()),
+                    ("provider".to_owned(), t.upstream.cfg.name.clone()),
+                    ("upstream_model".to_owned(), t.model.clone()),
+                ];
+                self.target_up
+                    .get_or_create(&l)
+                    .set(i64::from(t.health.available()));
             }
         }
         let mut out = String::new();

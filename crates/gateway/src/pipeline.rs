@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::adaptive::{Permit, Shed};
 use crate::call::{Call, Envelope, RequestId, Surface};
 use crate::error::GatewayError;
+use crate::health;
 use crate::limits::{self, Admission, CallScope, Tokens};
 use crate::providers::{self, Op};
 use crate::snapshot::{Plan, Principal, Snapshot, Target};
@@ -62,14 +63,22 @@ pub async fn run(
     }
     let mut attempts = 0u32;
     let result = async {
-        let mut candidates = plan
+        // Ejected and cooling targets are passed over while another is available; when none
+        // is, every target is tried anyway.
+        let any_available = plan.candidates.iter().any(|t| t.health.available());
+        let order: Vec<&Target> = plan
             .candidates
             .iter()
+            .filter(|t| !any_available || t.health.available())
             .take(plan.attempts as usize)
-            .peekable();
-        while let Some(target) = candidates.next() {
+            .collect();
+        for (i, target) in order.iter().copied().enumerate() {
+            let last = i + 1 == order.len();
+            if any_available && !target.health.admit() && !last {
+                // Another call took the half-open probe first.
+                continue;
+            }
             attempts += 1;
-            let last = candidates.peek().is_none();
             if attempts > 1 {
                 tokio::time::sleep(backoff(plan.backoff, attempts)).await;
             }
@@ -114,6 +123,7 @@ pub async fn run(
             let upstream = match target.upstream.send(req).await {
                 Ok(r) => r,
                 Err(e) => {
+                    target.health.record(health::Outcome::Failure);
                     if let Some(p) = &mut permit {
                         p.report_overloaded();
                     }
@@ -135,6 +145,11 @@ pub async fn run(
                 }
             };
             let status = upstream.status().as_u16();
+            target.health.record(match status {
+                429 => health::Outcome::RateLimited(retry_after(upstream.headers())),
+                500..=599 => health::Outcome::Failure,
+                _ => health::Outcome::Success,
+            });
             if let Some(p) = &mut permit {
                 match status {
                     429 | 503 | 529 => p.report_overloaded(),
@@ -171,6 +186,16 @@ pub async fn run(
         response.headers_mut().insert("x-gatehouse-attempts", v);
     }
     Ok(response)
+}
+
+/// A `retry-after` in seconds (default 1 s).
+fn retry_after(h: &HeaderMap) -> std::time::Duration {
+    let secs = h
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1);
+    std::time::Duration::from_secs(secs)
 }
 
 /// Errors worth another target: the provider could not be reached or did not answer in time.

@@ -16,6 +16,7 @@ use gatehouse_store::secrets::MasterKey;
 use crate::access::Access;
 pub use crate::access::{Principal, Who};
 use crate::config::Config;
+use crate::health::TargetHealth;
 use crate::limits::{Policies, Traffic};
 use crate::stored::Stored;
 use crate::upstream::Upstream;
@@ -30,6 +31,8 @@ pub struct Target {
     pub model: String,
     pub weight: u32,
     pub tier: u32,
+    /// The target's circuit breaker, carried over from the previous snapshot.
+    pub health: Arc<TargetHealth>,
 }
 
 /// A logical model: the name clients send, and where it is served.
@@ -174,6 +177,20 @@ impl Snapshot {
             };
             providers.insert(name, upstream);
         }
+        let known: HashMap<(String, String), Arc<TargetHealth>> = previous
+            .map(|s| {
+                s.models
+                    .values()
+                    .flat_map(|m| &m.targets)
+                    .map(|t| {
+                        (
+                            (t.upstream.cfg.name.clone(), t.model.clone()),
+                            Arc::clone(&t.health),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let models = cfg
             .models
             .into_iter()
@@ -184,6 +201,10 @@ impl Snapshot {
                     .into_iter()
                     .filter_map(|t| {
                         providers.get(&t.provider).map(|u| Target {
+                            health: known
+                                .get(&(t.provider.clone(), t.model.clone()))
+                                .cloned()
+                                .unwrap_or_default(),
                             upstream: Arc::clone(u),
                             model: t.model,
                             weight: t.weight,
@@ -302,6 +323,7 @@ impl Snapshot {
                 model: model.to_owned(),
                 weight: 1,
                 tier: 0,
+                health: Arc::default(),
             }],
             attempts: 1,
             backoff: std::time::Duration::ZERO,

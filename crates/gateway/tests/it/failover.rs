@@ -109,3 +109,32 @@ async fn a_retried_call_is_charged_every_attempt_that_reached_a_model() {
         .unwrap();
     assert_eq!(left2, 10000 - charged - prompt - 50);
 }
+
+#[tokio::test]
+async fn failing_targets_are_ejected_and_rate_limited_ones_cool_down() {
+    let limited = "{ name: limited, kind: openai, base_url: 'http://{mock}/v1', api_keys: [upstream-key], headers: { x-mock-fault: '429', x-mock-retry-after: '7' } }";
+    let env = start_with(
+        &[BROKEN, limited],
+        "",
+        "models:\n  - { name: breaker, targets: [{ provider: broken, model: m }, { provider: p-openai, model: m, tier: 1 }] }\n  - { name: cooler, targets: [{ provider: limited, model: m }, { provider: p-openai, model: m, tier: 1 }] }\n",
+    )
+    .await;
+    let ask = |model: &str| json!({"model": model, "messages": user("hi")});
+    for i in 0..5 {
+        let (status, h, _) = env.chat(ask("breaker")).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            h["x-gatehouse-attempts"], "2",
+            "call {i} tried the broken target first"
+        );
+    }
+    // Five failures in a row: the broken target is ejected and calls go straight to the next.
+    let (status, h, _) = env.chat(ask("breaker")).await;
+    assert_eq!(status, 200);
+    assert_eq!(h["x-gatehouse-attempts"], "1");
+    // A 429 cools its target down for its retry-after at once.
+    let (_, h, _) = env.chat(ask("cooler")).await;
+    assert_eq!(h["x-gatehouse-attempts"], "2");
+    let (_, h, _) = env.chat(ask("cooler")).await;
+    assert_eq!(h["x-gatehouse-attempts"], "1");
+}
