@@ -70,7 +70,7 @@ impl TargetHealth {
     pub fn available(&self) -> bool {
         let now = Instant::now();
         let s = self.lock();
-        !s.cool_until.is_some_and(|t| t > now)
+        s.cool_until.is_none_or(|t| t <= now)
             && match s.ejected_until {
                 None => true,
                 Some(t) => t <= now && !s.probing,
