@@ -198,6 +198,13 @@ pub struct RawModel {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub open: bool,
     pub targets: Vec<RawTarget>,
+    /// How a tier's targets are ordered (default `weighted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    /// A request header (e.g. `x-session-id`) whose value keeps a conversation on one target
+    /// while that target is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity_header: Option<String>,
     /// Logical models to try, in order, when every target of this one failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallbacks: Vec<String>,
@@ -227,6 +234,26 @@ fn is_zero(n: &u32) -> bool {
 
 pub(crate) fn default_weight() -> u32 {
     1
+}
+
+/// How the targets of one tier are ordered for a call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// At random in proportion to `weight` (A/B tests and canaries).
+    #[default]
+    Weighted,
+    /// In turn.
+    RoundRobin,
+    /// The target with the fewest calls in flight first.
+    LeastInFlight,
+    /// Two targets at random, the one with the lower latency average first (power of two
+    /// choices), then by latency.
+    LowestLatency,
+    /// The cheapest first, by the catalog's prices.
+    LowestCost,
+    /// As listed.
+    Ordered,
 }
 
 /// The upstream API families Gatehouse can call.
@@ -597,6 +624,14 @@ impl RawConfig {
                     p.add(
                         &format!("models[{i}].fallbacks[{j}]"),
                         format!("no other model named {f:?}"),
+                    );
+                }
+            }
+            if let Some(h) = &m.affinity_header {
+                if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                    p.add(
+                        &format!("models[{i}].affinity_header"),
+                        format!("{h:?} is not a header name"),
                     );
                 }
             }

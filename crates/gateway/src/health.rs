@@ -8,7 +8,8 @@
 //! counting as a failure. Routing skips ejected and cooling targets while others are available —
 //! and tries them anyway when none is, rather than failing without trying.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -30,10 +31,23 @@ struct State {
     total_failures: u64,
 }
 
-/// One target's health.
+/// One target's health, and the load figures routing strategies read.
 #[derive(Debug, Default)]
 pub struct TargetHealth {
     state: Mutex<State>,
+    in_flight: AtomicUsize,
+    /// EWMA of the time to response headers, in microseconds (as `f64` bits; 0: no data yet).
+    latency_us: AtomicU64,
+}
+
+/// A call in flight to a target; dropping it ends the call.
+#[derive(Debug)]
+pub struct InFlight(Arc<TargetHealth>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// How a call to the target went.
@@ -64,6 +78,37 @@ impl TargetHealth {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a call in flight until the returned guard is dropped.
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(self))
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The latency average in microseconds (0 before the first call).
+    pub fn latency_us(&self) -> f64 {
+        f64::from_bits(self.latency_us.load(Ordering::Relaxed))
+    }
+
+    /// Folds a time to response headers into the average (weight 0.2 for the new sample).
+    pub fn observe_latency(&self, d: Duration) {
+        let sample = d.as_secs_f64() * 1e6;
+        let _ = self
+            .latency_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                let old = f64::from_bits(bits);
+                let new = if old == 0.0 {
+                    sample
+                } else {
+                    old * 0.8 + sample * 0.2
+                };
+                Some(new.to_bits())
+            });
     }
 
     /// Whether the target would take a call now (without claiming a half-open probe).

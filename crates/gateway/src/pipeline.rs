@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::adaptive::{Permit, Shed};
 use crate::call::{Call, Envelope, RequestId, Surface};
 use crate::error::GatewayError;
-use crate::health;
+use crate::health::{self, InFlight};
 use crate::limits::{self, Admission, CallScope, Tokens};
 use crate::providers::{self, Op};
 use crate::snapshot::{Plan, Principal, Snapshot, Target};
@@ -43,7 +43,7 @@ pub async fn run(
     let service = authorise(snap, &principal, &envelope.model)?;
     // 5. plan the route: a logical model's targets tier by tier, then its fallbacks' (or one
     //    `provider/model` target).
-    let plan = plan_route(snap, &envelope.model)?;
+    let plan = plan_route(snap, &envelope.model, &call.headers)?;
     let first = &plan.candidates[0];
     tracing::debug!(key = %principal.key_name, model = %envelope.model, provider = %first.upstream.cfg.name, "routed");
     // 6. admit: every limit that applies, all or none; prompt, output and cost reserved. From
@@ -65,17 +65,38 @@ pub async fn run(
     let result = async {
         // Ejected and cooling targets are passed over while another is available; when none
         // is, every target is tried anyway.
-        let any_available = plan.candidates.iter().any(|t| t.health.available());
-        let order: Vec<&Target> = plan
-            .candidates
-            .iter()
+        // Targets whose context window cannot hold the prompt are passed over too (the prompt
+        // is counted only when some window is smaller than the body).
+        let prompt = prompt_if_tight(&call, &envelope, &plan.candidates);
+        let fits = |t: &&Target| match (prompt, t.context_window) {
+            (Some(p), Some(w)) => u64::from(w) > p,
+            _ => true,
+        };
+        let fitting: Vec<&Target> = plan.candidates.iter().filter(fits).collect();
+        let fitting = if fitting.is_empty() {
+            plan.candidates.iter().collect()
+        } else {
+            fitting
+        };
+        let any_available = fitting.iter().any(|t| t.health.available());
+        let order: Vec<&Target> = fitting
+            .into_iter()
             .filter(|t| !any_available || t.health.available())
             .take(plan.attempts as usize)
             .collect();
+        // After a refusal, the next target must differ: a larger window, another provider.
+        let mut need_window: Option<u32> = None;
+        let mut avoid_provider: Option<&str> = None;
         for (i, target) in order.iter().copied().enumerate() {
             let last = i + 1 == order.len();
             if any_available && !target.health.admit() && !last {
                 // Another call took the half-open probe first.
+                continue;
+            }
+            if !last
+                && (need_window.is_some_and(|w| target.context_window.is_some_and(|t| t <= w))
+                    || avoid_provider == Some(target.upstream.cfg.name.as_str()))
+            {
                 continue;
             }
             attempts += 1;
@@ -112,6 +133,8 @@ pub async fn run(
                 },
             };
             let deadline = Instant::now() + target.upstream.cfg.timeouts.total;
+            let flight = target.health.begin();
+            let sent_at = Instant::now();
             let body = std::mem::take(&mut outbound.body);
             let req = providers::request(
                 &target.upstream,
@@ -145,6 +168,7 @@ pub async fn run(
                 }
             };
             let status = upstream.status().as_u16();
+            target.health.observe_latency(sent_at.elapsed());
             target.health.record(match status {
                 429 => health::Outcome::RateLimited(retry_after(upstream.headers())),
                 500..=599 => health::Outcome::Failure,
@@ -156,9 +180,33 @@ pub async fn run(
                     _ => p.report_ok(),
                 }
             }
-            if matches!(status, 429 | 500 | 502 | 503 | 504 | 529) && !last {
-                tracing::info!(provider = %target.upstream.cfg.name, status, attempt = attempts, "trying the next target");
-                continue;
+            if !(200..300).contains(&status) {
+                let retry_after = upstream.headers().get(RETRY_AFTER).cloned();
+                let body = target.upstream.read_body(upstream, deadline).await?;
+                let err = upstream_error(target, &outbound.translation, status, &body, retry_after);
+                let code = match &err {
+                    GatewayError::Upstream { body, .. } => body.error.code.clone(),
+                    _ => None,
+                };
+                let refusal = match code.as_deref() {
+                    Some("context_length_exceeded") => {
+                        need_window = Some(target.context_window.unwrap_or(0));
+                        true
+                    }
+                    Some("content_filter" | "content_policy_violation") => {
+                        avoid_provider = Some(&target.upstream.cfg.name);
+                        true
+                    }
+                    _ => false,
+                };
+                let overloaded = matches!(status, 429 | 500 | 502 | 503 | 504 | 529);
+                if (overloaded || refusal) && !last {
+                    tracing::info!(provider = %target.upstream.cfg.name, status, ?code, attempt = attempts, "trying the next target");
+                    continue;
+                }
+                // Providers do not bill refused calls.
+                release(&mut admission);
+                return Err(err);
             }
             // 9. respond: upstream errors in the client's shape, bodies and streams translated
             //    back; the admission settles with the usage the answer reports (streams: when
@@ -169,7 +217,7 @@ pub async fn run(
                 upstream,
                 deadline,
                 admission.take(),
-                permit,
+                (permit, flight),
             )
             .await;
             return response;
@@ -186,6 +234,24 @@ pub async fn run(
         response.headers_mut().insert("x-gatehouse-attempts", v);
     }
     Ok(response)
+}
+
+/// The prompt's tokens, when some candidate's context window is smaller than the body (a
+/// token is at least a byte, so a window as large as the body always fits).
+fn prompt_if_tight(call: &Call, envelope: &Envelope, candidates: &[Target]) -> Option<u64> {
+    let tight = candidates.iter().any(|t| {
+        t.context_window
+            .is_some_and(|w| (w as usize) < call.body.len())
+    });
+    if !tight {
+        return None;
+    }
+    match call.surface {
+        Surface::Chat => serde_json::from_slice::<openai::ChatRequest>(&call.body)
+            .ok()
+            .map(|r| tokens::count_chat(&r).0),
+        _ => Some(tokens::count_text(&envelope.model, &String::from_utf8_lossy(&call.body)).0),
+    }
 }
 
 /// A `retry-after` in seconds (default 1 s).
@@ -342,8 +408,8 @@ pub fn authorise(
 }
 
 /// Resolves the model name to the targets to try, in order.
-pub fn plan_route(snap: &Snapshot, model: &str) -> Result<Plan, GatewayError> {
-    snap.plan(model).ok_or_else(|| {
+pub fn plan_route(snap: &Snapshot, model: &str, headers: &HeaderMap) -> Result<Plan, GatewayError> {
+    snap.plan(model, headers).ok_or_else(|| {
         GatewayError::ModelNotFound(format!(
             "the model `{model}` does not exist: use a name from GET /v1/models or `provider/model`"
         ))
@@ -510,24 +576,10 @@ async fn respond(
     out: Outbound,
     resp: reqwest::Response,
     deadline: Instant,
-    mut admission: Option<Admission>,
-    permit: Option<Permit>,
+    admission: Option<Admission>,
+    hold: (Option<Permit>, InFlight),
 ) -> Result<Response, GatewayError> {
     let up = &target.upstream;
-    let status = resp.status();
-    if !status.is_success() {
-        // Providers do not bill refused calls.
-        release(&mut admission);
-        let retry_after = resp.headers().get(RETRY_AFTER).cloned();
-        let body = up.read_body(resp, deadline).await?;
-        return Err(upstream_error(
-            target,
-            &out.translation,
-            status.as_u16(),
-            &body,
-            retry_after,
-        ));
-    }
 
     let mut response = if out.stream {
         let translator = match out.translation {
@@ -542,7 +594,7 @@ async fn respond(
             }
         };
         let meter = admission.map(|a| stream::Meter::new(a, &target.model));
-        let mut r = Response::new(stream::body(resp, translator, up, deadline, meter, permit));
+        let mut r = Response::new(stream::body(resp, translator, up, deadline, meter, hold));
         r.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         r.headers_mut()

@@ -15,7 +15,7 @@ use gatehouse_store::secrets::MasterKey;
 
 use crate::access::Access;
 pub use crate::access::{Principal, Who};
-use crate::config::Config;
+use crate::config::{Config, Strategy};
 use crate::health::TargetHealth;
 use crate::limits::{Policies, Traffic};
 use crate::stored::Stored;
@@ -31,8 +31,11 @@ pub struct Target {
     pub model: String,
     pub weight: u32,
     pub tier: u32,
-    /// The target's circuit breaker, carried over from the previous snapshot.
+    /// The target's circuit breaker and load, carried over from the previous snapshot.
     pub health: Arc<TargetHealth>,
+    /// From the catalog: input + output USD per 1M tokens, and the context window.
+    pub price: Option<f64>,
+    pub context_window: Option<u32>,
 }
 
 /// A logical model: the name clients send, and where it is served.
@@ -40,25 +43,93 @@ pub struct Target {
 pub struct LogicalModel {
     pub name: String,
     pub targets: Vec<Target>,
+    pub strategy: Strategy,
+    pub affinity_header: Option<http::HeaderName>,
+    next: std::sync::atomic::AtomicUsize,
     pub fallbacks: Vec<String>,
     pub attempts: u32,
     pub backoff: std::time::Duration,
 }
 
 impl LogicalModel {
-    /// The targets in the order to try them: tier by tier, and within a tier a weighted random
-    /// order (a target with weight 0 is never chosen).
-    pub fn ordered(&self) -> Vec<Target> {
+    /// The targets in the order to try them: tier by tier, each tier in the model's strategy's
+    /// order (a target with weight 0 is never chosen); with `affinity`, the session's target
+    /// of the first tier goes first.
+    pub fn ordered(&self, affinity: Option<&str>) -> Vec<Target> {
         let mut tiers: Vec<u32> = self.targets.iter().map(|t| t.tier).collect();
         tiers.sort_unstable();
         tiers.dedup();
         let mut out = Vec::with_capacity(self.targets.len());
         for tier in tiers {
-            let mut pool: Vec<&Target> = self
+            let pool: Vec<&Target> = self
                 .targets
                 .iter()
                 .filter(|t| t.tier == tier && t.weight > 0)
                 .collect();
+            let start = out.len();
+            self.order_tier(pool, &mut out);
+            if let (Some(key), true) = (affinity, start == 0) {
+                // Rendezvous hashing: the same session picks the same target while the tier's
+                // membership is unchanged.
+                let best = (start..out.len()).max_by_key(|&i| {
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    std::hash::Hash::hash(&(key, &out[i].upstream.cfg.name, &out[i].model), &mut h);
+                    std::hash::Hasher::finish(&h)
+                });
+                if let Some(i) = best {
+                    let t = out.remove(i);
+                    out.insert(start, t);
+                }
+            }
+        }
+        out
+    }
+
+    fn order_tier(&self, mut pool: Vec<&Target>, out: &mut Vec<Target>) {
+        match self.strategy {
+            Strategy::Weighted => {}
+            Strategy::Ordered => {
+                out.extend(pool.into_iter().cloned());
+                return;
+            }
+            Strategy::RoundRobin => {
+                if !pool.is_empty() {
+                    let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let len = pool.len();
+                    pool.rotate_left(n % len);
+                }
+                out.extend(pool.into_iter().cloned());
+                return;
+            }
+            Strategy::LeastInFlight => {
+                fastrand::shuffle(&mut pool);
+                pool.sort_by_key(|t| t.health.in_flight());
+                out.extend(pool.into_iter().cloned());
+                return;
+            }
+            Strategy::LowestLatency => {
+                fastrand::shuffle(&mut pool);
+                if pool.len() >= 2 && pool[1].health.latency_us() < pool[0].health.latency_us() {
+                    pool.swap(0, 1);
+                }
+                let split = 1.min(pool.len());
+                let (first, rest) = pool.split_at_mut(split);
+                rest.sort_by(|a, b| a.health.latency_us().total_cmp(&b.health.latency_us()));
+                out.extend(first.iter().chain(rest.iter()).map(|t| (*t).clone()));
+                return;
+            }
+            Strategy::LowestCost => {
+                pool.sort_by(|a, b| {
+                    a.price
+                        .unwrap_or(f64::MAX)
+                        .total_cmp(&b.price.unwrap_or(f64::MAX))
+                });
+                out.extend(pool.into_iter().cloned());
+                return;
+            }
+        }
+        {
+            let mut pool = pool;
             while !pool.is_empty() {
                 let total: u64 = pool.iter().map(|t| u64::from(t.weight)).sum();
                 let mut r = fastrand::u64(0..total);
@@ -77,7 +148,6 @@ impl LogicalModel {
                 out.push(pool.remove(i).clone());
             }
         }
-        out
     }
 }
 
@@ -201,6 +271,12 @@ impl Snapshot {
                     .into_iter()
                     .filter_map(|t| {
                         providers.get(&t.provider).map(|u| Target {
+                            price: catalog
+                                .lookup(u.cfg.kind.catalog_family(), &t.model)
+                                .map(|i| i.input + i.output),
+                            context_window: catalog
+                                .lookup(u.cfg.kind.catalog_family(), &t.model)
+                                .map(|i| i.context_window),
                             health: known
                                 .get(&(t.provider.clone(), t.model.clone()))
                                 .cloned()
@@ -215,6 +291,12 @@ impl Snapshot {
                 let model = LogicalModel {
                     name: m.name.clone(),
                     targets,
+                    strategy: m.strategy.unwrap_or_default(),
+                    affinity_header: m
+                        .affinity_header
+                        .as_deref()
+                        .and_then(|h| http::HeaderName::from_bytes(h.as_bytes()).ok()),
+                    next: std::sync::atomic::AtomicUsize::new(0),
                     fallbacks: m.fallbacks,
                     attempts: m.attempts.unwrap_or(3).clamp(1, 10),
                     backoff: m
@@ -292,18 +374,23 @@ impl Snapshot {
 
     /// Resolves a model name to the target a call would try first.
     pub fn resolve(&self, name: &str) -> Option<Target> {
-        self.plan(name)
+        self.plan(name, &http::HeaderMap::new())
             .and_then(|p| p.candidates.into_iter().next())
     }
 
     /// Resolves a model name: a logical model (its tiers, then its fallbacks' targets), else
     /// `provider/upstream-model` (one target, one attempt).
-    pub fn plan(&self, name: &str) -> Option<Plan> {
+    pub fn plan(&self, name: &str, headers: &http::HeaderMap) -> Option<Plan> {
         if let Some(m) = self.models.get(name) {
-            let mut candidates = m.ordered();
+            let affinity = m
+                .affinity_header
+                .as_ref()
+                .and_then(|h| headers.get(h))
+                .and_then(|v| v.to_str().ok());
+            let mut candidates = m.ordered(affinity);
             for f in &m.fallbacks {
                 if let Some(fm) = self.models.get(f) {
-                    candidates.extend(fm.ordered());
+                    candidates.extend(fm.ordered(None));
                 }
             }
             if candidates.is_empty() {
@@ -324,6 +411,8 @@ impl Snapshot {
                 weight: 1,
                 tier: 0,
                 health: Arc::default(),
+                price: None,
+                context_window: None,
             }],
             attempts: 1,
             backoff: std::time::Duration::ZERO,

@@ -278,8 +278,9 @@ struct Driver {
     provider: String,
     /// Dropped with the driver: settles the call's limits with what was streamed.
     meter: Option<Meter>,
-    /// The provider's adaptive slot, held until the stream ends.
-    _permit: Option<crate::adaptive::Permit>,
+    /// The provider's adaptive slot and the target's in-flight count, held until the stream
+    /// ends.
+    _hold: (Option<crate::adaptive::Permit>, crate::health::InFlight),
 }
 
 /// The client body for an upstream event stream.
@@ -289,7 +290,7 @@ pub fn body(
     up: &Upstream,
     deadline: Instant,
     meter: Option<Meter>,
-    permit: Option<crate::adaptive::Permit>,
+    hold: (Option<crate::adaptive::Permit>, crate::health::InFlight),
 ) -> Body {
     let driver = Driver {
         upstream: Box::pin(resp.bytes_stream()),
@@ -301,7 +302,7 @@ pub fn body(
         deadline,
         provider: up.cfg.name.clone(),
         meter,
-        _permit: permit,
+        _hold: hold,
     };
     let stream = futures_util::stream::unfold(driver, |mut d| async move {
         loop {

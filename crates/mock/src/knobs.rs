@@ -13,6 +13,8 @@ pub enum Fault {
     Malformed,
     /// Drop the connection: mid-stream for streams, before the body for the rest.
     Drop,
+    /// Refuse with 400 and an OpenAI error code: `content_filter` or `context_length_exceeded`.
+    Refusal(&'static str),
 }
 
 impl std::str::FromStr for Fault {
@@ -21,13 +23,15 @@ impl std::str::FromStr for Fault {
         match s {
             "malformed" => Ok(Self::Malformed),
             "drop" => Ok(Self::Drop),
+            "content_filter" => Ok(Self::Refusal("content_filter")),
+            "context_length_exceeded" => Ok(Self::Refusal("context_length_exceeded")),
             n => n
                 .parse::<u16>()
                 .ok()
                 .filter(|c| (400..600).contains(c))
                 .map(Self::Status)
                 .ok_or_else(|| {
-                    format!("unknown fault {s:?}: use an HTTP status 400-599, malformed or drop")
+                    format!("unknown fault {s:?}: use an HTTP status 400-599, malformed, drop, content_filter or context_length_exceeded")
                 }),
         }
     }

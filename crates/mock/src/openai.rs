@@ -133,6 +133,12 @@ fn stream_chunk<'a>(
 
 fn error_body(status: u16, message: &str) -> Value {
     let (kind, code) = match status {
+        400 if message.ends_with("content_filter") => {
+            ("invalid_request_error", json!("content_filter"))
+        }
+        400 if message.ends_with("context_length_exceeded") => {
+            ("invalid_request_error", json!("context_length_exceeded"))
+        }
         400 => ("invalid_request_error", Value::Null),
         401 => ("invalid_request_error", json!("invalid_api_key")),
         404 => ("invalid_request_error", json!("model_not_found")),

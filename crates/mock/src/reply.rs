@@ -120,6 +120,7 @@ pub(crate) async fn fault(knobs: &Knobs, stream: bool, fail: Fail) -> Option<Res
             &format!("mock fault: status {s}"),
             knobs.retry_after,
         )),
+        Some(Fault::Refusal(code)) => Some(fail(400, &format!("mock refusal: {code}"), 0)),
         Some(Fault::Malformed) if !stream => Some(malformed()),
         Some(Fault::Drop) if !stream => Some(dropped()),
         _ => None,

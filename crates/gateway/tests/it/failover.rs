@@ -138,3 +138,99 @@ async fn failing_targets_are_ejected_and_rate_limited_ones_cool_down() {
     let (_, h, _) = env.chat(ask("cooler")).await;
     assert_eq!(h["x-gatehouse-attempts"], "1");
 }
+
+async fn served_model(env: &crate::harness::Env, model: &str, session: Option<&str>) -> String {
+    let mut req = env.post(
+        "/chat/completions",
+        &json!({"model": model, "messages": user("hi")}),
+    );
+    if let Some(s) = session {
+        req = req.header("x-session-id", s);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.headers()["x-gatehouse-model"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn strategies_order_a_tier() {
+    let env = start_with(
+        &[],
+        "",
+        "models:\n  - { name: rr, strategy: round_robin, targets: [{ provider: p-openai, model: gpt-4o }, { provider: p-openai, model: gpt-4o-mini }] }\n  - { name: cheap, strategy: lowest_cost, targets: [{ provider: p-openai, model: gpt-4o }, { provider: p-openai, model: gpt-4o-mini }] }\n  - { name: listed, strategy: ordered, targets: [{ provider: p-openai, model: gpt-4.1 }, { provider: p-openai, model: gpt-4o-mini }] }\n  - { name: sticky, affinity_header: x-session-id, targets: [{ provider: p-openai, model: gpt-4o }, { provider: p-openai, model: gpt-4o-mini }] }\n",
+    )
+    .await;
+    let a = served_model(&env, "rr", None).await;
+    let b = served_model(&env, "rr", None).await;
+    let c = served_model(&env, "rr", None).await;
+    assert_ne!(a, b, "round robin alternates");
+    assert_eq!(a, c);
+    for _ in 0..5 {
+        assert_eq!(served_model(&env, "cheap", None).await, "gpt-4o-mini");
+        assert_eq!(served_model(&env, "listed", None).await, "gpt-4.1");
+    }
+    // A session stays on its target; sessions spread over the targets.
+    let mine = served_model(&env, "sticky", Some("conversation-1")).await;
+    for _ in 0..10 {
+        assert_eq!(
+            served_model(&env, "sticky", Some("conversation-1")).await,
+            mine
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..40 {
+        seen.insert(served_model(&env, "sticky", Some(&format!("s{i}"))).await);
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_prompt_too_long_for_a_target_goes_where_it_fits() {
+    let env = start_with(
+        &[],
+        "",
+        "models:\n  - { name: small-first, targets: [{ provider: p-openai, model: gpt-3.5-turbo }, { provider: p-openai, model: gpt-4o-mini, tier: 1 }] }\n",
+    )
+    .await;
+    let short = env
+        .chat(json!({"model": "small-first", "messages": user("hi")}))
+        .await;
+    assert_eq!(short.1["x-gatehouse-model"], "gpt-3.5-turbo");
+    // gpt-3.5-turbo holds 16,385 tokens; this prompt is about 20,000.
+    let long = "lorem ipsum ".repeat(10_000);
+    let (status, h, body) = env
+        .chat(json!({"model": "small-first", "messages": user(&long)}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(h["x-gatehouse-model"], "gpt-4o-mini");
+    assert_eq!(h["x-gatehouse-attempts"], "1", "skipped before sending");
+}
+
+#[tokio::test]
+async fn refusals_move_on_to_a_larger_window_or_another_provider() {
+    let filtering = "{ name: filtering, kind: openai, base_url: 'http://{mock}/v1', api_keys: [upstream-key], headers: { x-mock-fault: content_filter } }";
+    let short = "{ name: short, kind: openai, base_url: 'http://{mock}/v1', api_keys: [upstream-key], headers: { x-mock-fault: context_length_exceeded } }";
+    let env = start_with(
+        &[filtering, short],
+        "",
+        "models:\n  - { name: careful, strategy: ordered, targets: [{ provider: filtering, model: gpt-4o-mini }, { provider: filtering, model: gpt-4o }, { provider: p-anthropic, model: claude-haiku-4-5 }] }\n  - { name: roomy, strategy: ordered, targets: [{ provider: short, model: gpt-3.5-turbo }, { provider: p-openai, model: gpt-3.5-turbo }, { provider: p-openai, model: gpt-4o-mini }] }\n",
+    )
+    .await;
+    // A content filter's refusal skips the same provider's other targets.
+    let (status, h, body) = env
+        .chat(json!({"model": "careful", "messages": user("hi")}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(h["x-gatehouse-provider"], "p-anthropic");
+    assert_eq!(h["x-gatehouse-attempts"], "2");
+    // A context-length refusal skips targets whose window is not larger.
+    let (status, h, body) = env
+        .chat(json!({"model": "roomy", "messages": user("hi")}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(h["x-gatehouse-model"], "gpt-4o-mini");
+    assert_eq!(h["x-gatehouse-attempts"], "2");
+}
