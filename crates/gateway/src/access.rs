@@ -53,6 +53,8 @@ struct ModelRule {
 #[derive(Debug, Clone, Default)]
 pub struct Access {
     models: HashMap<String, ModelRule>,
+    /// Callable services → their owning tenant.
+    services: HashMap<String, Option<String>>,
     provider_tenant: HashMap<String, Option<String>>,
     /// (app id, service name) → state.
     subscriptions: HashMap<(String, String), SubState>,
@@ -94,8 +96,15 @@ impl Access {
                     .collect()
             })
             .unwrap_or_default();
+        let services = cfg
+            .services
+            .iter()
+            .filter(|s| s.state.callable())
+            .map(|s| (s.name.clone(), s.tenant.clone()))
+            .collect();
         Self {
             models,
+            services,
             provider_tenant: cfg
                 .providers
                 .iter()
@@ -171,6 +180,47 @@ impl Access {
         })
     }
 
+    /// Whether `p` may call the REST service `service`: its tenant's own, or an approved
+    /// subscription, within the key's scopes.
+    pub fn authorise_service(&self, p: &Principal, service: &str) -> Result<(), Refusal> {
+        let Who::App {
+            app_id,
+            app,
+            tenant,
+        } = &p.who
+        else {
+            return Ok(());
+        };
+        let Some(owner) = self.services.get(service) else {
+            return Err(Refusal {
+                code: "service_not_found",
+                message: format!("there is no callable service `{service}`"),
+            });
+        };
+        if !p.scopes.is_empty() && !p.scopes.iter().any(|s| s == service) {
+            return Err(Refusal {
+                code: "scope_denied",
+                message: format!("key {} is not scoped for service `{service}`", p.key_name),
+            });
+        }
+        if owner.as_deref() == Some(&**tenant) {
+            return Ok(());
+        }
+        match self
+            .subscriptions
+            .get(&(app_id.to_string(), service.to_owned()))
+        {
+            Some(SubState::Approved) => Ok(()),
+            state => Err(Refusal {
+                code: "subscription_required",
+                message: format!(
+                    "app `{app}` (tenant `{tenant}`) needs an approved subscription to service `{service}` ({})",
+                    state.map_or("no subscription".to_owned(), |s| format!("subscription {}", s.as_str()))
+                ),
+            }),
+        }
+    }
+
     fn authorise_direct(
         &self,
         p: &Principal,
@@ -224,6 +274,8 @@ models:
 services:
   - {name: gold, models: [premium], state: published, requires_approval: true}
   - {name: draft-svc, models: [unlisted], state: draft}
+  - {name: orders, kind: rest, state: published, requires_approval: true, upstreams: [{url: "http://x"}]}
+  - {name: acme-api, tenant: acme, kind: rest, state: published, upstreams: [{url: "http://x"}]}
 "#,
             &|_| None,
         )
@@ -298,6 +350,34 @@ services:
         assert!(
             none.authorise(&key, "unlisted").is_err(),
             "a draft service offers nothing"
+        );
+    }
+
+    #[test]
+    fn rest_services_need_a_subscription_unless_they_are_the_tenants_own() {
+        let key = app_key(&[]);
+        let r = access(&[]).authorise_service(&key, "orders").unwrap_err();
+        assert_eq!(r.code, "subscription_required");
+        assert!(r.message.contains("no subscription"), "{}", r.message);
+        let r = access(&[("app1", "orders", SubState::Pending)])
+            .authorise_service(&key, "orders")
+            .unwrap_err();
+        assert!(r.message.contains("subscription pending"), "{}", r.message);
+        let ok = access(&[("app1", "orders", SubState::Approved)]);
+        assert!(ok.authorise_service(&key, "orders").is_ok());
+        assert_eq!(
+            ok.authorise_service(&app_key(&["gold"]), "orders")
+                .unwrap_err()
+                .code,
+            "scope_denied"
+        );
+        assert!(access(&[]).authorise_service(&key, "acme-api").is_ok());
+        assert_eq!(
+            access(&[])
+                .authorise_service(&key, "nope")
+                .unwrap_err()
+                .code,
+            "service_not_found"
         );
     }
 

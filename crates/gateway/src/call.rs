@@ -50,6 +50,33 @@ pub struct Call {
     pub body: Bytes,
 }
 
+/// Reads a request body, refusing it (413) as soon as it passes `limit`.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, GatewayError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            GatewayError::InvalidRequest(format!("cannot read the request body: {e}"))
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(GatewayError::PayloadTooLarge { limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
 impl Call {
     /// Reads the body, refusing it as soon as it passes `limit` bytes.
     pub async fn read(
@@ -59,29 +86,12 @@ impl Call {
         body: Body,
         limit: usize,
     ) -> Result<Self, GatewayError> {
-        let declared = headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > limit) {
-            return Err(GatewayError::PayloadTooLarge { limit });
-        }
-        let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                GatewayError::InvalidRequest(format!("cannot read the request body: {e}"))
-            })?;
-            if buf.len() + chunk.len() > limit {
-                return Err(GatewayError::PayloadTooLarge { limit });
-            }
-            buf.extend_from_slice(&chunk);
-        }
+        let body = read_body(&headers, body, limit).await?;
         Ok(Self {
             id,
             surface,
             headers,
-            body: buf.freeze(),
+            body,
         })
     }
 }

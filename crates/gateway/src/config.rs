@@ -444,11 +444,9 @@ impl RawConfig {
         }
         let stored = self.server.data_dir.is_some() || self.server.store.is_some();
         if !stored {
-            for (what, n) in [
-                ("tenants", self.tenants.len()),
-                ("services", self.services.len()),
-                ("apps", self.apps.len()),
-            ] {
+            // Services work without a store (the file's keys may call them); tenants and apps
+            // need one (their keys and subscriptions live there).
+            for (what, n) in [("tenants", self.tenants.len()), ("apps", self.apps.len())] {
                 if n > 0 {
                     p.add(
                         what,

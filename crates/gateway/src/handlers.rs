@@ -74,6 +74,40 @@ pub(crate) async fn get_model(
     Ok(Json(model).into_response())
 }
 
+/// `ANY /s/{service}/{*rest}`: a REST service.
+pub(crate) async fn rest(
+    State(snap): Snap,
+    Extension(id): Extension<RequestId>,
+    Path(params): Path<Vec<(String, String)>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let service = params
+        .iter()
+        .find(|(k, _)| k == "service")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let rest = params
+        .iter()
+        .find(|(k, _)| k == "rest")
+        .map(|(_, v)| format!("/{v}"))
+        .unwrap_or_default();
+    pipeline::run_rest(
+        &snap.load_full(),
+        id,
+        &service,
+        &rest,
+        method,
+        uri.query(),
+        headers,
+        body,
+    )
+    .await
+    .into_response()
+}
+
 pub(crate) async fn health() -> &'static str {
     "ok"
 }

@@ -22,6 +22,7 @@ pub mod models;
 pub mod pipeline;
 pub mod providers;
 pub mod reload;
+pub mod rest;
 pub mod routes;
 pub mod server;
 pub mod snapshot;

@@ -699,3 +699,84 @@ fn upstream_error(
         retry_after,
     }
 }
+
+/// Runs one REST call, top to bottom: authenticate, authorise the service, route, read the body,
+/// admit, forward to the service's nodes.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of one HTTP request, as axum hands them"
+)]
+pub async fn run_rest(
+    snap: &Snapshot,
+    id: RequestId,
+    service: &str,
+    path: &str,
+    method: http::Method,
+    query: Option<&str>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, GatewayError> {
+    // 1. authenticate: the key names the caller, before a byte of the body is read.
+    let principal = authenticate(snap, &headers)?;
+    // 2. authorise: the key's app must hold an approved subscription to the service.
+    snap.access
+        .authorise_service(&principal, service)
+        .map_err(|r| match r.code {
+            "service_not_found" => GatewayError::RouteNotFound {
+                method: method.to_string(),
+                path: format!("/s/{service}{path}"),
+            },
+            code => GatewayError::Forbidden {
+                code,
+                message: r.message,
+            },
+        })?;
+    let svc = snap
+        .rest
+        .get(service)
+        .ok_or_else(|| GatewayError::RouteNotFound {
+            method: method.to_string(),
+            path: format!("/s/{service}{path}"),
+        })?;
+    // 3. route: the first route whose prefix and methods fit.
+    let route = svc.route(path, &method)?;
+    // 4. read the body, bounded, so that a retry can send it again.
+    let body = crate::call::read_body(&headers, body, snap.max_body).await?;
+    // 5. admit: the policies that apply to the service (requests and concurrency).
+    let scope = CallScope {
+        principal: &principal,
+        model: "",
+        service: Some(service),
+    };
+    let checks = snap.policies.checks(&scope);
+    let admission = if checks.is_empty() {
+        None
+    } else {
+        let ask = limits::Ask {
+            checks,
+            prompt_tokens: 0,
+            max_output: Some(0),
+            price: None,
+            lease_ttl: std::time::Duration::from_secs(660),
+            request_id: &id.0,
+        };
+        Some(limits::admit(&snap.traffic, &snap.policies, ask).await?)
+    };
+    let mut rate = HeaderMap::new();
+    if let Some(a) = &admission {
+        a.headers(&mut rate);
+    }
+    // 6. forward: the service's nodes in weighted order; idempotent methods fail over.
+    let (result, attempts) = svc
+        .forward(route, method, path, query, &headers, body)
+        .await;
+    if let Some(a) = admission {
+        a.settle(Tokens::default());
+    }
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response.headers_mut().extend(rate);
+    if let Ok(v) = HeaderValue::from_str(&attempts.to_string()) {
+        response.headers_mut().insert("x-gatehouse-attempts", v);
+    }
+    Ok(response)
+}

@@ -3,7 +3,7 @@
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use http::HeaderValue;
 
@@ -19,6 +19,8 @@ pub fn router(snap: Shared) -> Router {
         .route("/v1/embeddings", post(handlers::embeddings))
         .route("/v1/models", get(handlers::list_models))
         .route("/v1/models/{*id}", get(handlers::get_model))
+        .route("/s/{service}", any(handlers::rest))
+        .route("/s/{service}/{*rest}", any(handlers::rest))
         .route("/health", get(handlers::health))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::not_found)

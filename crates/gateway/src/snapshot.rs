@@ -168,6 +168,8 @@ pub struct Snapshot {
     pub hasher: Arc<MasterKey>,
     pub access: Access,
     pub policies: Policies,
+    /// Callable REST services by name.
+    pub rest: HashMap<String, Arc<crate::rest::RestService>>,
     /// Shared by every snapshot of a node, so counters and alert marks outlive reloads.
     pub traffic: Traffic,
     /// The store revision this snapshot was built from (0 without a store).
@@ -234,6 +236,10 @@ impl Snapshot {
             })
             .unwrap_or_default();
         let policies = Policies::build(&cfg, &tenant_ids);
+        let rest = crate::rest::RestService::build_all(&cfg.services)
+            .into_iter()
+            .map(|s| (s.name.clone(), Arc::new(s)))
+            .collect();
         let mut providers = HashMap::new();
         for p in cfg.providers {
             let name = p.name.clone();
@@ -358,6 +364,7 @@ impl Snapshot {
             hasher,
             access,
             policies,
+            rest,
             traffic,
             revision: stored.map_or(0, |s| s.revision),
             providers,

@@ -81,11 +81,20 @@ pub struct RawUpstreamNode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
-    /// A path prefix under `/s/{service}`, e.g. `/orders`.
+    /// A path prefix under `/s/{service}`, e.g. `/orders` (matches `/orders` and `/orders/…`).
     pub path: String,
     /// Allowed methods; empty means all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<String>,
+    /// What replaces the matched prefix upstream (default: the prefix itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<String>,
+    /// Headers set on the upstream request.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub add_headers: std::collections::BTreeMap<String, String>,
+    /// Headers removed from the upstream request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_headers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -143,7 +143,6 @@ apps:
     let paths: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
     for expected in [
         "tenants",
-        "services",
         "apps",
         "tenants[1].name",
         "providers[1].tenant",

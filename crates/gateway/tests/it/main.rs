@@ -6,6 +6,7 @@
 //! - `errors`: every bad input and upstream failure gets its status and a named error.
 //! - `streaming`: stream endings, cut streams, stalls and client aborts.
 //! - `failover`: tiers, fallback models, bounded attempts, and what a retry is charged.
+//! - `rest`: the REST gateway's routes, rewrites, header rules and failover.
 //! - `limits`: 429s and their headers, token reservations, budgets, concurrency leases.
 
 #![expect(
@@ -19,4 +20,5 @@ mod failover;
 mod harness;
 mod limits;
 mod passthrough;
+mod rest;
 mod streaming;

@@ -1,0 +1,118 @@
+//! The REST gateway: routes, rewrites, header rules, failover of idempotent calls, and what never
+//! reaches the upstream (the client's Gatehouse key).
+
+use serde_json::{json, Value};
+
+use crate::harness::{start_with, KEY};
+
+/// An upstream that answers with what it received.
+async fn echo() -> std::net::SocketAddr {
+    use axum::extract::Request;
+    let app = axum::Router::new().fallback(|req: Request| async move {
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .unwrap_or_default();
+        let headers: serde_json::Map<String, Value> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or(""))))
+            .collect();
+        axum::Json(json!({
+            "method": parts.method.as_str(),
+            "path": parts.uri.path(),
+            "query": parts.uri.query(),
+            "headers": headers,
+            "body": String::from_utf8_lossy(&body),
+        }))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+fn service(echo: std::net::SocketAddr) -> String {
+    format!(
+        "services:\n  - name: orders\n    kind: rest\n    state: published\n    upstreams: [{{ url: 'http://127.0.0.1:9', weight: 1 }}, {{ url: 'http://{echo}', weight: 1 }}]\n    routes:\n      - {{ path: /v2/orders, rewrite: /api/orders, methods: [GET, POST, DELETE], add_headers: {{ x-team: shop }}, remove_headers: [x-debug] }}\n      - {{ path: /health, methods: [GET] }}\n"
+    )
+}
+
+#[tokio::test]
+async fn routes_rewrite_paths_and_headers_and_keep_the_key_to_themselves() {
+    let up = echo().await;
+    let env = start_with(&[], "", &service(up)).await;
+    let base = env.base.trim_end_matches("/v1").to_owned();
+    for _ in 0..6 {
+        let resp = env
+            .http
+            .post(format!("{base}/s/orders/v2/orders/42?expand=items"))
+            .bearer_auth(KEY)
+            .header("x-debug", "1")
+            .header("x-client", "yes")
+            .body("{\"qty\": 2}")
+            .send()
+            .await
+            .unwrap();
+        // POST is not retried: half the time the dead node answers first.
+        if resp.status() == 502 {
+            assert_eq!(resp.headers()["x-gatehouse-attempts"], "1");
+            continue;
+        }
+        assert_eq!(resp.status(), 200);
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["method"], "POST");
+        assert_eq!(v["path"], "/api/orders/42");
+        assert_eq!(v["query"], "expand=items");
+        assert_eq!(v["body"], "{\"qty\": 2}");
+        assert_eq!(v["headers"]["x-team"], "shop");
+        assert_eq!(v["headers"]["x-client"], "yes");
+        assert!(v["headers"].get("x-debug").is_none());
+        assert!(
+            v["headers"].get("authorization").is_none(),
+            "the Gatehouse key stays here"
+        );
+    }
+}
+
+#[tokio::test]
+async fn idempotent_calls_fail_over_and_unknown_routes_are_404() {
+    let up = echo().await;
+    let env = start_with(&[], "", &service(up)).await;
+    let base = env.base.trim_end_matches("/v1").to_owned();
+    for _ in 0..10 {
+        let resp = env
+            .http
+            .get(format!("{base}/s/orders/health"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "GET fails over past the dead node");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["path"], "/health");
+    }
+    let get = |path: &str| {
+        env.http
+            .get(format!("{base}{path}"))
+            .bearer_auth(KEY)
+            .send()
+    };
+    assert_eq!(get("/s/orders/nowhere").await.unwrap().status(), 404);
+    assert_eq!(get("/s/nothing/health").await.unwrap().status(), 404);
+    let put = env
+        .http
+        .put(format!("{base}/s/orders/health"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 400, "the route does not allow PUT");
+    let anonymous = env
+        .http
+        .get(format!("{base}/s/orders/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}
