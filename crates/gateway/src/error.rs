@@ -209,6 +209,11 @@ impl IntoResponse for GatewayError {
 }
 
 impl GatewayError {
+    /// The response for this error (for code that builds responses by hand).
+    pub fn into_response_inner(self) -> Response {
+        self.into_response()
+    }
+
     /// A translation error, told with the model the client asked for and the provider serving it.
     pub fn from_llm(e: gatehouse_llm::LlmError, model: &str, provider: &str) -> Self {
         use gatehouse_llm::LlmError as L;

@@ -22,6 +22,7 @@ use crate::error::GatewayError;
 use crate::health::{self, InFlight};
 use crate::limits::{self, Admission, CallScope, Tokens};
 use crate::providers::{self, Op};
+use crate::rest;
 use crate::snapshot::{Plan, Principal, Snapshot, Target};
 use crate::stream::{self, Translator};
 
@@ -716,6 +717,29 @@ pub async fn run_rest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, GatewayError> {
+    // 0. CORS preflights carry no key: answered from the route's rules, before authentication.
+    if method == http::Method::OPTIONS {
+        if let Some(svc) = snap.rest.get(service) {
+            let host = headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok());
+            let asked = headers
+                .get("access-control-request-method")
+                .and_then(|m| m.to_str().ok())
+                .and_then(|m| http::Method::from_bytes(m.as_bytes()).ok());
+            if let Some(asked) = asked {
+                if let Ok((route, _)) = svc.route(path, &asked, host) {
+                    if let Some(r) = route
+                        .cors
+                        .as_ref()
+                        .and_then(|c| rest::preflight(c, &headers))
+                    {
+                        return Ok(r);
+                    }
+                }
+            }
+        }
+    }
     // 1. authenticate: the key names the caller, before a byte of the body is read.
     let principal = authenticate(snap, &headers)?;
     // 2. authorise: the key's app must hold an approved subscription to the service.
@@ -738,10 +762,18 @@ pub async fn run_rest(
             method: method.to_string(),
             path: format!("/s/{service}{path}"),
         })?;
-    // 3. route: the first route whose prefix and methods fit.
-    let route = svc.route(path, &method)?;
+    // 3. route: the first route whose host, prefix and methods fit.
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let (route, upstream_path) = svc.route(path, &method, host)?;
     // 4. read the body, bounded, so that a retry can send it again.
-    let body = crate::call::read_body(&headers, body, snap.max_body).await?;
+    let limit = route
+        .max_body
+        .as_deref()
+        .and_then(|b| crate::config::parse_size(b).ok())
+        .unwrap_or(snap.max_body);
+    let body = crate::call::read_body(&headers, body, limit).await?;
     // 5. admit: the policies that apply to the service (requests and concurrency).
     let scope = CallScope {
         principal: &principal,
@@ -768,7 +800,7 @@ pub async fn run_rest(
     }
     // 6. forward: the service's nodes in weighted order; idempotent methods fail over.
     let (result, attempts) = svc
-        .forward(route, method, path, query, &headers, body)
+        .forward(route, method, &upstream_path, query, &headers, body)
         .await;
     if let Some(a) = admission {
         a.settle(Tokens::default());
@@ -777,6 +809,18 @@ pub async fn run_rest(
     response.headers_mut().extend(rate);
     if let Ok(v) = HeaderValue::from_str(&attempts.to_string()) {
         response.headers_mut().insert("x-gatehouse-attempts", v);
+    }
+    if let Some(origin) = route
+        .cors
+        .as_ref()
+        .and_then(|c| rest::allowed_origin(c, &headers))
+    {
+        response
+            .headers_mut()
+            .insert("access-control-allow-origin", origin);
+        response
+            .headers_mut()
+            .insert("vary", HeaderValue::from_static("origin"));
     }
     Ok(response)
 }

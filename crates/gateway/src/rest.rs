@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
-use crate::config::{Lifecycle, RawRoute, RawService, ServiceKind};
+use crate::config::{Lifecycle, RawCors, RawJsonEdit, RawRoute, RawService, ServiceKind};
 use crate::error::GatewayError;
 use crate::health::{Outcome, TargetHealth};
 
@@ -78,23 +78,32 @@ impl RestService {
             .collect()
     }
 
-    /// The route for a path (under the service) and method.
-    pub fn route(&self, path: &str, method: &Method) -> Result<&RawRoute, GatewayError> {
+    /// The route for a path (under the service), method and host, with the path it rewrites
+    /// to upstream.
+    pub fn route(
+        &self,
+        path: &str,
+        method: &Method,
+        host: Option<&str>,
+    ) -> Result<(&RawRoute, String), GatewayError> {
         let mut path_matched = false;
         for r in &self.routes {
-            let prefix = r.path.trim_end_matches('/');
-            let hit =
-                path == prefix || path.starts_with(&format!("{prefix}/")) || prefix.is_empty();
-            if !hit {
-                continue;
+            if let Some(want) = &r.host {
+                let got = host.map(|h| h.split(':').next().unwrap_or(h));
+                if !got.is_some_and(|g| g.eq_ignore_ascii_case(want)) {
+                    continue;
+                }
             }
+            let Some(upstream_path) = matches(r, path) else {
+                continue;
+            };
             path_matched = true;
             if r.methods.is_empty()
                 || r.methods
                     .iter()
                     .any(|m| m.eq_ignore_ascii_case(method.as_str()))
             {
-                return Ok(r);
+                return Ok((r, upstream_path));
             }
         }
         Err(if path_matched {
@@ -140,17 +149,20 @@ impl RestService {
         &self,
         route: &RawRoute,
         method: Method,
-        path: &str,
+        upstream_path: &str,
         query: Option<&str>,
         headers: &HeaderMap,
         body: bytes::Bytes,
     ) -> (Result<Response, GatewayError>, u32) {
-        let prefix = route.path.trim_end_matches('/');
-        let rest = path.strip_prefix(prefix).unwrap_or(path);
-        let upstream_path = match &route.rewrite {
-            Some(r) => format!("{}{rest}", r.trim_end_matches('/')),
-            None => path.to_owned(),
+        let body = match &route.request_body {
+            Some(edit) if is_json(headers) => edit_json(body, edit),
+            _ => body,
         };
+        let timeout = route
+            .timeout
+            .as_deref()
+            .and_then(|t| crate::config::parse_duration(t).ok())
+            .unwrap_or(Duration::from_secs(60));
         let idempotent = matches!(
             method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
@@ -172,7 +184,9 @@ impl RestService {
             let mut h = HeaderMap::new();
             for (k, v) in headers {
                 let name = k.as_str();
-                if name == "authorization" || HOP_BY_HOP.contains(&name) {
+                // The body may have been edited: reqwest sets its own length.
+                if name == "authorization" || name == "content-length" || HOP_BY_HOP.contains(&name)
+                {
                     continue;
                 }
                 if route
@@ -196,19 +210,22 @@ impl RestService {
                 h.insert("x-forwarded-host", host.clone());
             }
             h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-            let sent = self
+            let send = self
                 .client
                 .request(method.clone(), &url)
                 .headers(h)
                 .body(body.clone())
-                .send()
-                .await;
+                .send();
+            let sent = match tokio::time::timeout(timeout, send).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no response within {timeout:?}")),
+            };
             match sent {
                 Err(e) => {
                     node.health.record(Outcome::Failure);
                     last_err = GatewayError::UpstreamUnreachable {
                         provider: format!("{} ({})", self.name, node.url),
-                        message: e.to_string(),
+                        message: e,
                     };
                     if !last {
                         continue;
@@ -224,12 +241,142 @@ impl RestService {
                     if matches!(status, 502..=504) && !last {
                         continue;
                     }
-                    return (Ok(relay(resp)), attempts);
+                    let out = match &route.response_body {
+                        Some(edit) if is_json(resp.headers()) => relay_edited(resp, edit).await,
+                        _ => relay(resp),
+                    };
+                    return (Ok(out), attempts);
                 }
             }
         }
         (Err(last_err), attempts)
     }
+}
+
+/// The upstream path for `path` if `route` matches it: the route's prefix (with `{name}`
+/// segments matching any one segment) replaced by its `rewrite` (with `{name}` filled in).
+fn matches(route: &RawRoute, path: &str) -> Option<String> {
+    let want: Vec<&str> = route.path.split('/').filter(|s| !s.is_empty()).collect();
+    let got: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if got.len() < want.len() {
+        return None;
+    }
+    let mut captures = Vec::new();
+    for (w, g) in want.iter().zip(&got) {
+        match w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+            Some(name) => captures.push((name, *g)),
+            None if w == g => {}
+            None => return None,
+        }
+    }
+    let rest: String = got[want.len()..].iter().map(|s| format!("/{s}")).collect();
+    let head = match &route.rewrite {
+        Some(r) => {
+            let mut r = r.trim_end_matches('/').to_owned();
+            for (name, value) in &captures {
+                r = r.replace(&format!("{{{name}}}"), value);
+            }
+            r
+        }
+        None => got[..want.len()].iter().map(|s| format!("/{s}")).collect(),
+    };
+    let out = format!("{head}{rest}");
+    Some(if out.is_empty() { "/".to_owned() } else { out })
+}
+
+fn is_json(h: &HeaderMap) -> bool {
+    h.get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"))
+}
+
+/// Applies an edit to a JSON object body; anything else passes unchanged.
+fn edit_json(body: bytes::Bytes, edit: &RawJsonEdit) -> bytes::Bytes {
+    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_slice(&body) else {
+        return body;
+    };
+    for k in &edit.remove {
+        map.remove(k);
+    }
+    for (from, to) in &edit.rename {
+        if let Some(v) = map.remove(from) {
+            map.insert(to.clone(), v);
+        }
+    }
+    for (k, v) in &edit.add {
+        map.insert(k.clone(), v.clone());
+    }
+    serde_json::to_vec(&map)
+        .map(bytes::Bytes::from)
+        .unwrap_or(body)
+}
+
+/// The upstream response with its JSON body edited (read whole, up to 32 MiB).
+async fn relay_edited(resp: reqwest::Response, edit: &RawJsonEdit) -> Response {
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut headers = HeaderMap::new();
+    for (k, v) in resp.headers() {
+        if !HOP_BY_HOP.contains(&k.as_str()) && k.as_str() != "content-length" {
+            headers.append(k.clone(), v.clone());
+        }
+    }
+    let body = match resp.bytes().await {
+        Ok(b) if b.len() <= 32 << 20 => edit_json(b, edit),
+        Ok(b) => b,
+        Err(e) => {
+            return GatewayError::UpstreamBroken {
+                provider: "rest service".into(),
+                message: e.to_string(),
+            }
+            .into_response_inner()
+        }
+    };
+    let mut out = Response::new(Body::from(body));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+/// CORS: the preflight answer for a route, if the request is one it allows.
+pub fn preflight(cors: &RawCors, headers: &HeaderMap) -> Option<Response> {
+    let origin = allowed_origin(cors, headers)?;
+    headers.get("access-control-request-method")?;
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert("access-control-allow-origin", origin);
+    let methods = if cors.methods.is_empty() {
+        "GET, POST, PUT, PATCH, DELETE, OPTIONS".to_owned()
+    } else {
+        cors.methods.join(", ")
+    };
+    if let Ok(v) = HeaderValue::from_str(&methods) {
+        h.insert("access-control-allow-methods", v);
+    }
+    let allow_headers = if cors.headers.is_empty() {
+        "authorization, content-type".to_owned()
+    } else {
+        cors.headers.join(", ")
+    };
+    if let Ok(v) = HeaderValue::from_str(&allow_headers) {
+        h.insert("access-control-allow-headers", v);
+    }
+    h.insert(
+        "access-control-max-age",
+        HeaderValue::from(cors.max_age.unwrap_or(600)),
+    );
+    h.insert("vary", HeaderValue::from_static("origin"));
+    Some(r)
+}
+
+/// The `Access-Control-Allow-Origin` value for a request's origin, if the route allows it.
+pub fn allowed_origin(cors: &RawCors, headers: &HeaderMap) -> Option<HeaderValue> {
+    let origin = headers.get(http::header::ORIGIN)?;
+    let o = origin.to_str().ok()?;
+    cors.origins
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(o))
+        .then(|| origin.clone())
 }
 
 /// The upstream response, its body streamed, hop-by-hop headers dropped.

@@ -81,8 +81,26 @@ pub struct RawUpstreamNode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
-    /// A path prefix under `/s/{service}`, e.g. `/orders` (matches `/orders` and `/orders/…`).
+    /// A path prefix under `/s/{service}`, e.g. `/orders` (matches `/orders` and `/orders/…`);
+    /// a segment `{name}` matches any one segment and may be used in `rewrite`.
     pub path: String,
+    /// Only requests for this host (the `Host` header, without its port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The longest the upstream may take, e.g. `30s` (default 60s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// The largest request body, e.g. `1MiB` (default `server.max_body`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<String>,
+    /// Cross-origin requests the route allows (preflights are answered by Gatehouse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<RawCors>,
+    /// JSON body fields changed on the way up (request) and down (response).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<RawJsonEdit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<RawJsonEdit>,
     /// Allowed methods; empty means all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<String>,
@@ -95,6 +113,33 @@ pub struct RawRoute {
     /// Headers removed from the upstream request.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove_headers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    /// Allowed origins (`*` for any).
+    pub origins: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
+    /// Seconds browsers may cache a preflight (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u32>,
+}
+
+/// Changes to the top-level fields of a JSON object body, applied remove → rename → add.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawJsonEdit {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub rename: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub add: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -283,6 +328,16 @@ pub(super) fn check(cfg: &RawConfig, p: &mut Problems) {
                             &format!("{at}.routes[{j}].path"),
                             "a route path starts with '/'".into(),
                         );
+                    }
+                    if let Some(t) = &r.timeout {
+                        if let Err(e) = super::parse_duration(t) {
+                            p.add(&format!("{at}.routes[{j}].timeout"), e);
+                        }
+                    }
+                    if let Some(b) = &r.max_body {
+                        if let Err(e) = super::parse_size(b) {
+                            p.add(&format!("{at}.routes[{j}].max_body"), e);
+                        }
                     }
                     for (k, m) in r.methods.iter().enumerate() {
                         if http::Method::from_bytes(m.as_bytes()).is_err() {

@@ -116,3 +116,76 @@ async fn idempotent_calls_fail_over_and_unknown_routes_are_404() {
         .unwrap();
     assert_eq!(anonymous.status(), 401);
 }
+
+#[tokio::test]
+async fn patterns_hosts_cors_json_edits_and_limits() {
+    let up = echo().await;
+    let svc = format!(
+        "services:\n  - name: shop\n    kind: rest\n    state: published\n    upstreams: [{{ url: 'http://{up}' }}]\n    routes:\n      - {{ path: '/users/{{id}}/cart', rewrite: '/carts/{{id}}', host: shop.example.com, max_body: 64B, cors: {{ origins: ['https://app.example.com'] }}, request_body: {{ remove: [secret], rename: {{ qty: quantity }}, add: {{ source: gatehouse }} }}, response_body: {{ remove: [headers] }} }}\n      - {{ path: '/users/{{id}}/cart', rewrite: '/other/{{id}}' }}\n"
+    );
+    let env = start_with(&[], "", &svc).await;
+    let base = env.base.trim_end_matches("/v1").to_owned();
+    let url = format!("{base}/s/shop/users/7/cart/items");
+    // The first route needs its host; others fall to the second route.
+    let other: Value = env
+        .http
+        .get(&url)
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(other["path"], "/other/7/items");
+    let resp = env
+        .http
+        .post(&url)
+        .bearer_auth(KEY)
+        .header("host", "shop.example.com:8080")
+        .header("origin", "https://app.example.com")
+        .header("content-type", "application/json")
+        .body(r#"{"qty": 3, "secret": "x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        v["path"], "/carts/7/items",
+        "{{id}} carried into the rewrite"
+    );
+    assert!(v.get("headers").is_none(), "response field removed");
+    let sent: Value = serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
+    assert_eq!(sent, json!({"quantity": 3, "source": "gatehouse"}));
+    // A preflight needs no key.
+    let pre = env
+        .http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("host", "shop.example.com")
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+    assert_eq!(
+        pre.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    // The route's body limit.
+    let big = env
+        .http
+        .post(&url)
+        .bearer_auth(KEY)
+        .header("host", "shop.example.com")
+        .body("x".repeat(100))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+}
