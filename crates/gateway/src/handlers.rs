@@ -77,32 +77,37 @@ pub(crate) async fn get_model(
 /// `ANY /s/{service}/{*rest}`: a REST service.
 pub(crate) async fn rest(
     State(snap): Snap,
-    Extension(id): Extension<RequestId>,
     Path(params): Path<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    req: axum::extract::Request,
 ) -> Response {
-    let service = params
-        .iter()
-        .find(|(k, _)| k == "service")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let rest = params
-        .iter()
-        .find(|(k, _)| k == "rest")
-        .map(|(_, v)| format!("/{v}"))
-        .unwrap_or_default();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let service = param("service").unwrap_or_default();
+    let rest = param("rest").map(|r| format!("/{r}")).unwrap_or_default();
+    let (parts, body) = req.into_parts();
+    let id = parts
+        .extensions
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(|| RequestId::from_client(None));
+    let client = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     pipeline::run_rest(
         &snap.load_full(),
         id,
         &service,
         &rest,
-        method,
-        uri.query(),
-        headers,
+        parts.method,
+        parts.uri.query(),
+        parts.headers,
         body,
+        client,
     )
     .await
     .into_response()

@@ -716,6 +716,7 @@ pub async fn run_rest(
     query: Option<&str>,
     headers: HeaderMap,
     body: Body,
+    client: Option<std::net::IpAddr>,
 ) -> Result<Response, GatewayError> {
     // 0. CORS preflights carry no key: answered from the route's rules, before authentication.
     if method == http::Method::OPTIONS {
@@ -767,6 +768,15 @@ pub async fn run_rest(
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok());
     let (route, upstream_path) = svc.route(path, &method, host)?;
+    if !rest::ip_allowed(route, client) {
+        return Err(GatewayError::Forbidden {
+            code: "address_denied",
+            message: format!(
+                "requests from {} may not use this route of service `{service}`",
+                client.map_or("an unknown address".to_owned(), |ip| ip.to_string())
+            ),
+        });
+    }
     // 4. read the body, bounded, so that a retry can send it again.
     let limit = route
         .max_body
@@ -800,7 +810,17 @@ pub async fn run_rest(
     }
     // 6. forward: the service's nodes in weighted order; idempotent methods fail over.
     let (result, attempts) = svc
-        .forward(route, method, &upstream_path, query, &headers, body)
+        .forward(
+            route,
+            rest::Outgoing {
+                method,
+                path: &upstream_path,
+                query,
+                headers: &headers,
+                body,
+                client,
+            },
+        )
         .await;
     if let Some(a) = admission {
         a.settle(Tokens::default());

@@ -29,6 +29,19 @@ pub struct Node {
     pub health: Arc<TargetHealth>,
 }
 
+/// What goes upstream: the request as routed.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    pub method: Method,
+    /// The upstream path (rewritten).
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub body: bytes::Bytes,
+    /// The client's address, for `x-forwarded-for`.
+    pub client: Option<std::net::IpAddr>,
+}
+
 /// A REST service ready to proxy.
 #[derive(Debug)]
 pub struct RestService {
@@ -148,12 +161,16 @@ impl RestService {
     pub async fn forward(
         &self,
         route: &RawRoute,
-        method: Method,
-        upstream_path: &str,
-        query: Option<&str>,
-        headers: &HeaderMap,
-        body: bytes::Bytes,
+        out: Outgoing<'_>,
     ) -> (Result<Response, GatewayError>, u32) {
+        let Outgoing {
+            method,
+            path: upstream_path,
+            query,
+            headers,
+            body,
+            client,
+        } = out;
         let body = match &route.request_body {
             Some(edit) if is_json(headers) => edit_json(body, edit),
             _ => body,
@@ -204,6 +221,15 @@ impl RestService {
                     HeaderValue::from_str(v),
                 ) {
                     h.insert(k, v);
+                }
+            }
+            if let Some(ip) = client {
+                let chain = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                    Some(prior) => format!("{prior}, {ip}"),
+                    None => ip.to_string(),
+                };
+                if let Ok(v) = HeaderValue::from_str(&chain) {
+                    h.insert("x-forwarded-for", v);
                 }
             }
             if let Some(host) = headers.get(http::header::HOST) {
@@ -335,6 +361,22 @@ async fn relay_edited(resp: reqwest::Response, edit: &RawJsonEdit) -> Response {
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
+}
+
+/// Whether a client address may use a route: not in `deny`, and in `allow` when it has entries.
+/// An unknown address passes only routes without lists.
+pub fn ip_allowed(route: &RawRoute, ip: Option<std::net::IpAddr>) -> bool {
+    if route.allow.is_empty() && route.deny.is_empty() {
+        return true;
+    }
+    let Some(ip) = ip else { return false };
+    let hit = |list: &[String]| {
+        list.iter().any(|c| match c.parse::<ipnet::IpNet>() {
+            Ok(net) => net.contains(&ip),
+            Err(_) => c.parse::<std::net::IpAddr>().is_ok_and(|a| a == ip),
+        })
+    };
+    !hit(&route.deny) && (route.allow.is_empty() || hit(&route.allow))
 }
 
 /// CORS: the preflight answer for a route, if the request is one it allows.

@@ -93,6 +93,12 @@ pub struct RawRoute {
     /// The largest request body, e.g. `1MiB` (default `server.max_body`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body: Option<String>,
+    /// Client addresses allowed (CIDR, e.g. `10.0.0.0/8`); empty allows all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Client addresses refused (CIDR), checked before `allow`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
     /// Cross-origin requests the route allows (preflights are answered by Gatehouse).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<RawCors>,
@@ -328,6 +334,18 @@ pub(super) fn check(cfg: &RawConfig, p: &mut Problems) {
                             &format!("{at}.routes[{j}].path"),
                             "a route path starts with '/'".into(),
                         );
+                    }
+                    for (what, list) in [("allow", &r.allow), ("deny", &r.deny)] {
+                        for (k, c) in list.iter().enumerate() {
+                            if c.parse::<ipnet::IpNet>().is_err()
+                                && c.parse::<std::net::IpAddr>().is_err()
+                            {
+                                p.add(
+                                    &format!("{at}.routes[{j}].{what}[{k}]"),
+                                    format!("{c:?} is not an address or CIDR like 10.0.0.0/8"),
+                                );
+                            }
+                        }
                     }
                     if let Some(t) = &r.timeout {
                         if let Err(e) = super::parse_duration(t) {

@@ -189,3 +189,29 @@ async fn patterns_hosts_cors_json_edits_and_limits() {
         .unwrap();
     assert_eq!(big.status(), 413);
 }
+
+#[tokio::test]
+async fn ip_lists_guard_routes_and_the_client_address_is_forwarded() {
+    let up = echo().await;
+    let svc = format!(
+        "services:\n  - name: ips\n    kind: rest\n    state: published\n    upstreams: [{{ url: 'http://{up}' }}]\n    routes:\n      - {{ path: /denied, deny: [127.0.0.0/8] }}\n      - {{ path: /office, allow: [10.0.0.0/8] }}\n      - {{ path: /local, allow: [127.0.0.1, '::1'] }}\n"
+    );
+    let env = start_with(&[], "", &svc).await;
+    let base = env.base.trim_end_matches("/v1").to_owned();
+    let get = |p: &str| {
+        env.http
+            .get(format!("{base}/s/ips{p}"))
+            .bearer_auth(KEY)
+            .header("x-forwarded-for", "203.0.113.9")
+            .send()
+    };
+    let denied = get("/denied").await.unwrap();
+    assert_eq!(denied.status(), 403);
+    let body: Value = denied.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "address_denied");
+    assert_eq!(get("/office").await.unwrap().status(), 403);
+    let ok = get("/local").await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let v: Value = ok.json().await.unwrap();
+    assert_eq!(v["headers"]["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+}
