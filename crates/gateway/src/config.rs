@@ -23,8 +23,8 @@ pub use policies::{
     TokenKind,
 };
 pub use resources::{
-    valid_slug, Lifecycle, RawApp, RawCors, RawJsonEdit, RawRoute, RawService, RawTenant,
-    RawUpstreamNode, ServiceKind, Visibility,
+    valid_slug, Lifecycle, RawApp, RawCors, RawHealthCheck, RawJsonEdit, RawRoute, RawService,
+    RawTenant, RawUpstreamNode, ServiceKind, Visibility,
 };
 
 /// The config file as written.

@@ -48,6 +48,7 @@ pub struct RestService {
     pub name: String,
     pub nodes: Vec<Node>,
     pub routes: Vec<RawRoute>,
+    health_check: Option<crate::config::RawHealthCheck>,
     client: reqwest::Client,
 }
 
@@ -82,6 +83,7 @@ impl RestService {
                     })
                     .collect(),
                 routes: s.routes.clone(),
+                health_check: s.health_check.clone(),
                 client: reqwest::Client::builder()
                     .connect_timeout(Duration::from_secs(5))
                     .tcp_nodelay(true)
@@ -89,6 +91,46 @@ impl RestService {
                     .unwrap_or_default(),
             })
             .collect()
+    }
+
+    /// Starts the service's active probes, if it has any: a task that lives as long as the
+    /// service (it stops when a reload drops this version of it).
+    pub fn start_probes(self: &Arc<Self>) {
+        let Some(hc) = self.health_check.clone() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let every = hc
+            .interval
+            .as_deref()
+            .and_then(|d| crate::config::parse_duration(d).ok())
+            .unwrap_or(Duration::from_secs(10));
+        let timeout = hc
+            .timeout
+            .as_deref()
+            .and_then(|d| crate::config::parse_duration(d).ok())
+            .unwrap_or(Duration::from_secs(2));
+        let weak = Arc::downgrade(self);
+        rt.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(svc) = weak.upgrade() else { return };
+                for node in &svc.nodes {
+                    let probe = svc.client.get(format!("{}{}", node.url, hc.path)).send();
+                    let ok = matches!(
+                        tokio::time::timeout(timeout, probe).await,
+                        Ok(Ok(r)) if r.status().is_success()
+                    );
+                    node.health.record(if ok {
+                        Outcome::Success
+                    } else {
+                        Outcome::Failure
+                    });
+                }
+            }
+        });
     }
 
     /// The route for a path (under the service), method and host, with the path it rewrites
@@ -260,8 +302,10 @@ impl RestService {
                 }
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    // Like outlier detection elsewhere, any 5xx counts against the node; only
+                    // 502-504 (the node, not the application, failing) are retried.
                     node.health.record(match status {
-                        502..=504 => Outcome::Failure,
+                        500..=599 => Outcome::Failure,
                         _ => Outcome::Success,
                     });
                     if matches!(status, 502..=504) && !last {

@@ -238,7 +238,11 @@ impl Snapshot {
         let policies = Policies::build(&cfg, &tenant_ids);
         let rest = crate::rest::RestService::build_all(&cfg.services)
             .into_iter()
-            .map(|s| (s.name.clone(), Arc::new(s)))
+            .map(|s| {
+                let s = Arc::new(s);
+                s.start_probes();
+                (s.name.clone(), s)
+            })
             .collect();
         let mut providers = HashMap::new();
         for p in cfg.providers {

@@ -64,6 +64,22 @@ pub struct RawService {
     /// REST services: which requests belong to the service.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RawRoute>,
+    /// REST services: an active probe of every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<RawHealthCheck>,
+}
+
+/// `GET <node><path>` every `interval`; a 2xx within `timeout` is healthy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    pub path: String,
+    /// Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Default `2s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 fn default_version() -> String {
@@ -326,6 +342,19 @@ pub(super) fn check(cfg: &RawConfig, p: &mut Problems) {
                             &format!("{at}.upstreams[{j}].url"),
                             format!("{:?} is not an http(s) URL with a host", u.url),
                         ),
+                    }
+                }
+                if let Some(hc) = &s.health_check {
+                    if !hc.path.starts_with('/') {
+                        p.add(
+                            &format!("{at}.health_check.path"),
+                            "a path starts with '/'".into(),
+                        );
+                    }
+                    for (what, v) in [("interval", &hc.interval), ("timeout", &hc.timeout)] {
+                        if let Some(Err(e)) = v.as_deref().map(super::parse_duration) {
+                            p.add(&format!("{at}.health_check.{what}"), e);
+                        }
                     }
                 }
                 for (j, r) in s.routes.iter().enumerate() {

@@ -215,3 +215,67 @@ async fn ip_lists_guard_routes_and_the_client_address_is_forwarded() {
     let v: Value = ok.json().await.unwrap();
     assert_eq!(v["headers"]["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
 }
+
+/// An upstream that answers 500 to everything while `down` is set.
+async fn flaky(down: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::net::SocketAddr {
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(move || {
+        let down = down.clone();
+        async move {
+            if down.load(std::sync::atomic::Ordering::Relaxed) {
+                (http::StatusCode::INTERNAL_SERVER_ERROR, "down").into_response()
+            } else {
+                axum::Json(json!({"node": "flaky"})).into_response()
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn active_probes_take_a_failing_node_out_and_bring_it_back() {
+    let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let bad = flaky(down.clone()).await;
+    let good = echo().await;
+    let svc = format!(
+        "services:\n  - name: probed\n    kind: rest\n    state: published\n    upstreams: [{{ url: 'http://{bad}' }}, {{ url: 'http://{good}' }}]\n    health_check: {{ path: /health, interval: 20ms, timeout: 500ms }}\n    routes: [{{ path: / }}]\n"
+    );
+    let env = start_with(&[], "", &svc).await;
+    let base = env.base.trim_end_matches("/v1").to_owned();
+    let post = || {
+        env.http
+            .post(format!("{base}/s/probed/thing"))
+            .bearer_auth(KEY)
+            .send()
+    };
+    // POSTs are not retried: only once the probes have ejected the failing node do they all
+    // succeed.
+    let mut streak = 0;
+    for _ in 0..500 {
+        if post().await.unwrap().status() == 200 {
+            streak += 1;
+            if streak == 20 {
+                break;
+            }
+        } else {
+            streak = 0;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(streak, 20, "the failing node was taken out");
+    // It recovers: a probe closes its circuit and it serves again.
+    down.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut back = false;
+    for _ in 0..1000 {
+        let v: Value = post().await.unwrap().json().await.unwrap_or_default();
+        if v["node"] == "flaky" {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(back, "the recovered node gets traffic again");
+}
