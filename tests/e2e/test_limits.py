@@ -194,3 +194,4 @@ def test_a_dropped_stream_is_charged_only_what_it_streamed(mock, tmp_path):
         assert "gatehouse_limiter_backend_failures_total 0" in metrics, metrics
     finally:
         node.stop()
+

@@ -234,3 +234,48 @@ async fn refusals_move_on_to_a_larger_window_or_another_provider() {
     assert_eq!(h["x-gatehouse-model"], "gpt-4o-mini");
     assert_eq!(h["x-gatehouse-attempts"], "2");
 }
+
+#[tokio::test]
+async fn weights_are_honoured_within_statistical_bounds() {
+    let env = start_with(
+        &[],
+        "",
+        "models:\n  - { name: canary, targets: [{ provider: p-openai, model: gpt-4o, weight: 9 }, { provider: p-openai, model: gpt-4o-mini, weight: 1 }] }\n",
+    )
+    .await;
+    let mut mini = 0;
+    let n = 600;
+    for _ in 0..n {
+        if served_model(&env, "canary", None).await == "gpt-4o-mini" {
+            mini += 1;
+        }
+    }
+    // Binomial(600, 0.1): mean 60, sd ≈ 7.3; 5 sd either side.
+    assert!(
+        (24..=96).contains(&mini),
+        "{mini} of {n} went to the 10 % target"
+    );
+}
+
+#[tokio::test]
+async fn lowest_latency_moves_traffic_to_the_fast_target() {
+    let slow = "{ name: slow-lat, kind: openai, base_url: 'http://{mock}/v1', api_keys: [upstream-key], headers: { x-mock-latency-ms: '60' } }";
+    let env = start_with(
+        &[slow],
+        "",
+        "models:\n  - { name: quick, strategy: lowest_latency, targets: [{ provider: slow-lat, model: gpt-4o }, { provider: p-openai, model: gpt-4o-mini }] }\n",
+    )
+    .await;
+    // Both targets are measured within the first calls (no data counts as fastest)…
+    for _ in 0..10 {
+        served_model(&env, "quick", None).await;
+    }
+    // …after which the fast one takes (nearly) everything.
+    let mut fast = 0;
+    for _ in 0..40 {
+        if served_model(&env, "quick", None).await == "gpt-4o-mini" {
+            fast += 1;
+        }
+    }
+    assert!(fast >= 38, "{fast} of 40 went to the fast target");
+}

@@ -1,0 +1,62 @@
+"""Routing end to end: a provider killed under load is invisible to clients (non-streamed calls
+fail over to the other target).
+"""
+
+import threading
+import time
+
+import httpx
+
+from conftest import KEY, UPSTREAM_KEY, Proc, free_port
+
+
+def test_killing_a_target_under_load_is_invisible_to_clients(tmp_path):
+    """Two mock providers behind one model; one is killed mid-load: every call still succeeds."""
+    mocks = []
+    for name in ("a", "b"):
+        port = free_port()
+        p = Proc(["mock", "--listen", f"127.0.0.1:{port}", "--expect-key", UPSTREAM_KEY, "--latency-ms", "5"],
+                 tmp_path / f"mock-{name}.log", f"http://127.0.0.1:{port}/health")
+        p.addr = f"127.0.0.1:{port}"
+        mocks.append(p)
+    cfg = tmp_path / "gatehouse.yaml"
+    cfg.write_text(
+        f"""
+keys: [{{ name: load, key: {KEY} }}]
+providers:
+  - {{ name: a, kind: openai, base_url: 'http://{mocks[0].addr}/v1', api_keys: [{UPSTREAM_KEY}] }}
+  - {{ name: b, kind: openai, base_url: 'http://{mocks[1].addr}/v1', api_keys: [{UPSTREAM_KEY}] }}
+models:
+  - {{ name: ha, attempts: 3, retry_backoff: 10ms, targets: [{{ provider: a, model: gpt-4o-mini }}, {{ provider: b, model: gpt-4o-mini }}] }}
+"""
+    )
+    port = free_port()
+    gw = Proc(["serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}"], tmp_path / "gw.log", f"http://127.0.0.1:{port}/health")
+    statuses, lock, stop = [], threading.Lock(), threading.Event()
+
+    def worker():
+        with httpx.Client(timeout=30) as c:
+            while not stop.is_set():
+                r = c.post(f"http://127.0.0.1:{port}/v1/chat/completions", headers={"authorization": f"Bearer {KEY}"},
+                           json={"model": "ha", "messages": [{"role": "user", "content": "hi"}]})
+                with lock:
+                    statuses.append((r.status_code, r.headers.get("x-gatehouse-provider")))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        mocks[0].proc.kill()  # SIGKILL: no goodbye
+        time.sleep(2.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        assert gw.stop() == 0
+        mocks[1].stop()
+    failed = [s for s in statuses if s[0] != 200]
+    assert failed == [], f"{len(failed)} of {len(statuses)} calls failed: {failed[:5]}"
+    before_kill = sum(1 for s in statuses if s[1] == "a")
+    assert before_kill > 0 and len(statuses) > 100, (before_kill, len(statuses))
+    print(f"killed a target under load: {len(statuses)} calls, 0 failed ({before_kill} served by it before)")
