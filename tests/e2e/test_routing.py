@@ -60,3 +60,66 @@ models:
     before_kill = sum(1 for s in statuses if s[1] == "a")
     assert before_kill > 0 and len(statuses) > 100, (before_kill, len(statuses))
     print(f"killed a target under load: {len(statuses)} calls, 0 failed ({before_kill} served by it before)")
+
+
+def test_a_websocket_passes_through_the_rest_gateway(tmp_path):
+    """A real WebSocket client talks to a real WebSocket echo server through `/s/{service}`."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    upstream_port, ready, stop = free_port(), threading.Event(), threading.Event()
+
+    def run_server():
+        async def echo(ws):
+            async for message in ws:
+                await ws.send(f"echo: {message}")
+
+        async def main():
+            async with serve(echo, "127.0.0.1", upstream_port):
+                ready.set()
+                while not stop.is_set():
+                    await asyncio.sleep(0.05)
+
+        asyncio.run(main())
+
+    server = threading.Thread(target=run_server, daemon=True)
+    server.start()
+    assert ready.wait(10)
+    cfg = tmp_path / "gatehouse.yaml"
+    cfg.write_text(
+        f"""
+keys: [{{ name: ws, key: {KEY} }}]
+services:
+  - name: chat-live
+    kind: rest
+    state: published
+    upstreams: [{{ url: 'http://127.0.0.1:{upstream_port}' }}]
+    routes: [{{ path: /ws, rewrite: / }}]
+"""
+    )
+    port = free_port()
+    gw = Proc(["serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}"], tmp_path / "gw.log", f"http://127.0.0.1:{port}/health")
+    try:
+        async def talk():
+            async with connect(f"ws://127.0.0.1:{port}/s/chat-live/ws", additional_headers={"authorization": f"Bearer {KEY}"}) as ws:
+                replies = []
+                for text in ("hello", "über the gateway"):
+                    await ws.send(text)
+                    replies.append(await ws.recv())
+                return replies
+
+        assert asyncio.run(talk()) == ["echo: hello", "echo: über the gateway"]
+
+        async def refused():
+            try:
+                async with connect(f"ws://127.0.0.1:{port}/s/chat-live/ws"):
+                    return "connected"
+            except Exception as e:  # noqa: BLE001 - the handshake must be refused
+                return str(e)
+
+        assert "401" in asyncio.run(refused())
+    finally:
+        stop.set()
+        assert gw.stop() == 0

@@ -98,6 +98,8 @@ pub(crate) async fn rest(
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
+    let mut parts = parts;
+    let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     pipeline::run_rest(
         &snap.load_full(),
         id,
@@ -108,6 +110,7 @@ pub(crate) async fn rest(
         parts.headers,
         body,
         client,
+        on_upgrade,
     )
     .await
     .into_response()

@@ -717,6 +717,7 @@ pub async fn run_rest(
     headers: HeaderMap,
     body: Body,
     client: Option<std::net::IpAddr>,
+    on_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, GatewayError> {
     // 0. CORS preflights carry no key: answered from the route's rules, before authentication.
     if method == http::Method::OPTIONS {
@@ -776,6 +777,38 @@ pub async fn run_rest(
                 client.map_or("an unknown address".to_owned(), |ip| ip.to_string())
             ),
         });
+    }
+    // An upgrade (WebSocket) is passed through to one node as it is: no body, no retries,
+    //    limits counted at the handshake.
+    if let (true, Some(on_upgrade)) = (rest::is_upgrade(&headers), on_upgrade) {
+        let scope = CallScope {
+            principal: &principal,
+            model: "",
+            service: Some(service),
+        };
+        let checks = snap.policies.checks(&scope);
+        if !checks.is_empty() {
+            let ask = limits::Ask {
+                checks,
+                prompt_tokens: 0,
+                max_output: Some(0),
+                price: None,
+                lease_ttl: std::time::Duration::from_secs(660),
+                request_id: &id.0,
+            };
+            limits::admit(&snap.traffic, &snap.policies, ask)
+                .await?
+                .settle(Tokens::default());
+        }
+        let out = rest::Outgoing {
+            method,
+            path: &upstream_path,
+            query,
+            headers: &headers,
+            body: bytes::Bytes::new(),
+            client,
+        };
+        return svc.upgrade(out, on_upgrade).await;
     }
     // 4. read the body, bounded, so that a retry can send it again.
     let limit = route

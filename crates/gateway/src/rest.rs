@@ -407,6 +407,110 @@ async fn relay_edited(resp: reqwest::Response, edit: &RawJsonEdit) -> Response {
     out
 }
 
+/// Whether a request asks to switch protocols (WebSocket and other `Upgrade`s).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(http::header::UPGRADE)
+        && headers
+            .get(http::header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade"))
+}
+
+impl RestService {
+    /// Passes a protocol upgrade (a WebSocket) through to the first available node: the
+    /// upstream's `101 Switching Protocols` goes back to the client, and from then on bytes are
+    /// copied both ways until either side closes. Not retried (a handshake is not idempotent).
+    pub async fn upgrade(
+        &self,
+        out: Outgoing<'_>,
+        on_client: hyper::upgrade::OnUpgrade,
+    ) -> Result<Response, GatewayError> {
+        let unreachable = |message: String| GatewayError::UpstreamUnreachable {
+            provider: self.name.clone(),
+            message,
+        };
+        let node = self
+            .order()
+            .into_iter()
+            .next()
+            .ok_or_else(|| unreachable("the service has no upstream node".into()))?;
+        let url = url::Url::parse(&node.url).map_err(|e| unreachable(e.to_string()))?;
+        if url.scheme() != "http" {
+            return Err(unreachable(format!(
+                "upgrades go to http:// nodes only, not {}",
+                node.url
+            )));
+        }
+        let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let tcp = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| unreachable("connect timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upgraded upstream connection ended");
+            }
+        });
+        let mut target = format!("{}{}", url.path().trim_end_matches('/'), out.path);
+        if let Some(q) = out.query {
+            target.push('?');
+            target.push_str(q);
+        }
+        let mut req = http::Request::builder().method(out.method).uri(target);
+        for (k, v) in out.headers {
+            // The upgrade's own headers stay; the client's key and its Host do not.
+            if k == http::header::AUTHORIZATION || k == http::header::HOST {
+                continue;
+            }
+            req = req.header(k, v);
+        }
+        req = req.header(http::header::HOST, format!("{host}:{port}"));
+        let req = req
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
+        let mut resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = resp.status();
+        let mut answer = Response::new(Body::empty());
+        *answer.status_mut() = status;
+        *answer.headers_mut() = resp.headers().clone();
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            node.health.record(Outcome::Failure);
+            return Ok(answer);
+        }
+        node.health.record(Outcome::Success);
+        let on_upstream = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            let (client, upstream) = match tokio::join!(on_client, on_upstream) {
+                (Ok(c), Ok(u)) => (c, u),
+                (c, u) => {
+                    tracing::debug!(
+                        client = c.is_ok(),
+                        upstream = u.is_ok(),
+                        "upgrade did not complete"
+                    );
+                    return;
+                }
+            };
+            let mut client = hyper_util::rt::TokioIo::new(client);
+            let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        });
+        Ok(answer)
+    }
+}
+
 /// Whether a client address may use a route: not in `deny`, and in `allow` when it has entries.
 /// An unknown address passes only routes without lists.
 pub fn ip_allowed(route: &RawRoute, ip: Option<std::net::IpAddr>) -> bool {

@@ -279,3 +279,70 @@ async fn active_probes_take_a_failing_node_out_and_bring_it_back() {
     }
     assert!(back, "the recovered node gets traffic again");
 }
+
+/// An upstream that accepts `Upgrade: echo` and then echoes bytes.
+async fn upgrade_echo() -> std::net::SocketAddr {
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(|mut req: axum::extract::Request| async move {
+        if !req.headers().contains_key("upgrade") {
+            return (http::StatusCode::BAD_REQUEST, "no upgrade").into_response();
+        }
+        let on = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(io) = on.await {
+                let io = hyper_util::rt::TokioIo::new(io);
+                let (mut r, mut w) = tokio::io::split(io);
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            }
+        });
+        http::Response::builder()
+            .status(http::StatusCode::SWITCHING_PROTOCOLS)
+            .header("connection", "upgrade")
+            .header("upgrade", "echo")
+            .body(axum::body::Body::empty())
+            .unwrap()
+            .into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn protocol_upgrades_pass_through_both_ways() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = upgrade_echo().await;
+    let svc = format!(
+        "services:\n  - name: live\n    kind: rest\n    state: published\n    upstreams: [{{ url: 'http://{up}' }}]\n    routes: [{{ path: /socket }}]\n"
+    );
+    let env = start_with(&[], "", &svc).await;
+    let gateway = env
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&gateway).await.unwrap();
+    tcp.write_all(
+        format!(
+            "GET /s/live/socket HTTP/1.1\r\nHost: {gateway}\r\nAuthorization: Bearer {KEY}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        tcp.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    for msg in ["hello", "through the gateway"] {
+        tcp.write_all(msg.as_bytes()).await.unwrap();
+        let mut back = vec![0u8; msg.len()];
+        tcp.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+}
