@@ -123,3 +123,55 @@ services:
     finally:
         stop.set()
         assert gw.stop() == 0
+
+
+def test_a_grpc_unary_call_passes_through_the_rest_gateway(tmp_path):
+    """grpcio as server and client: HTTP/2 in, HTTP/2 out, status and trailers intact."""
+    from concurrent import futures
+
+    import grpc
+
+    def say(request, context):
+        if request == b"fail":
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "asked to fail")
+        context.set_trailing_metadata((("x-served-by", "echo"),))
+        return b"echo: " + request
+
+    upstream_port = free_port()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", {"Say": grpc.unary_unary_rpc_method_handler(say)}),))
+    server.add_insecure_port(f"127.0.0.1:{upstream_port}")
+    server.start()
+    cfg = tmp_path / "gatehouse.yaml"
+    cfg.write_text(
+        f"""
+keys: [{{ name: grpc, key: {KEY} }}]
+services:
+  - name: echo-grpc
+    kind: rest
+    state: published
+    http2: true
+    upstreams: [{{ url: 'http://127.0.0.1:{upstream_port}' }}]
+    routes: [{{ path: /test.Echo, methods: [POST] }}]
+"""
+    )
+    port = free_port()
+    gw = Proc(["serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}"], tmp_path / "gw.log", f"http://127.0.0.1:{port}/health")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            # gRPC clients call /package.Service/Method; through the gateway the path carries
+            # the service's prefix.
+            say_rpc = channel.unary_unary("/s/echo-grpc/test.Echo/Say")
+            metadata = (("authorization", f"Bearer {KEY}"),)
+            reply, call = say_rpc.with_call(b"hi", metadata=metadata, timeout=10)
+            assert reply == b"echo: hi"
+            assert ("x-served-by", "echo") in call.trailing_metadata()
+            try:
+                say_rpc(b"fail", metadata=metadata, timeout=10)
+                raise AssertionError("the upstream's gRPC error must reach the client")
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.FAILED_PRECONDITION
+                assert e.details() == "asked to fail"
+    finally:
+        server.stop(0)
+        assert gw.stop() == 0

@@ -84,11 +84,17 @@ impl RestService {
                     .collect(),
                 routes: s.routes.clone(),
                 health_check: s.health_check.clone(),
-                client: reqwest::Client::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .tcp_nodelay(true)
-                    .build()
-                    .unwrap_or_default(),
+                client: {
+                    let b = reqwest::Client::builder()
+                        .connect_timeout(Duration::from_secs(5))
+                        .tcp_nodelay(true);
+                    let b = if s.http2 {
+                        b.http2_prior_knowledge()
+                    } else {
+                        b
+                    };
+                    b.build().unwrap_or_default()
+                },
             })
             .collect()
     }
@@ -244,7 +250,11 @@ impl RestService {
             for (k, v) in headers {
                 let name = k.as_str();
                 // The body may have been edited: reqwest sets its own length.
-                if name == "authorization" || name == "content-length" || HOP_BY_HOP.contains(&name)
+                // `te: trailers` is how gRPC asks for trailers: it goes through.
+                let trailers = name == "te" && v.as_bytes().eq_ignore_ascii_case(b"trailers");
+                if name == "authorization"
+                    || name == "content-length"
+                    || (HOP_BY_HOP.contains(&name) && !trailers)
                 {
                     continue;
                 }
@@ -569,17 +579,19 @@ pub fn allowed_origin(cors: &RawCors, headers: &HeaderMap) -> Option<HeaderValue
         .then(|| origin.clone())
 }
 
-/// The upstream response, its body streamed, hop-by-hop headers dropped.
+/// The upstream response, its body streamed frame by frame (trailers included, as gRPC needs),
+/// hop-by-hop headers dropped.
 fn relay(resp: reqwest::Response) -> Response {
-    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let resp: http::Response<reqwest::Body> = resp.into();
+    let (parts, body) = resp.into_parts();
     let mut headers = HeaderMap::new();
-    for (k, v) in resp.headers() {
+    for (k, v) in &parts.headers {
         if !HOP_BY_HOP.contains(&k.as_str()) && k.as_str() != "content-length" {
             headers.append(k.clone(), v.clone());
         }
     }
-    let mut out = Response::new(Body::from_stream(resp.bytes_stream()));
-    *out.status_mut() = status;
+    let mut out = Response::new(Body::new(body));
+    *out.status_mut() = parts.status;
     *out.headers_mut() = headers;
     out
 }

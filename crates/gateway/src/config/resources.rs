@@ -64,6 +64,9 @@ pub struct RawService {
     /// REST services: which requests belong to the service.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RawRoute>,
+    /// REST services: speak HTTP/2 to the nodes (prior knowledge for `http://`), as gRPC needs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
     /// REST services: an active probe of every node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<RawHealthCheck>,
