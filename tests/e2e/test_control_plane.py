@@ -135,6 +135,19 @@ def test_a_new_user_goes_from_init_to_an_approved_call(node, mock):
     eventually(succeeds)
     assert [m.id for m in client.models.list().data] == ["chat"], "a key sees what it may call"
 
+    # Every call has a record: the refusals and the answered call, with its attempt, tokens and cost.
+    def records():
+        return node.api("GET", "/calls?tenant=acme", None, 200)["items"]
+
+    eventually(lambda: any(r["status"] == 200 for r in records()), within=5)
+    calls = records()
+    ok = next(r for r in calls if r["status"] == 200)
+    assert ok["model_asked"] == "chat" and ok["model_served"] == "gpt-4o-mini" and ok["provider"] == "mock"
+    assert ok["attempts"] == [{"provider": "mock", "model": "gpt-4o-mini", "outcome": "ok"}]
+    assert ok["input_tokens"] > 0 and ok["output_tokens"] > 0 and ok["cost_usd"] > 0
+    assert ok["key_id"] == f"gatehouse_{key['id']}"
+    assert any(r["status"] == 403 and r["error_code"] == "subscription_required" for r in calls)
+
     node.api("DELETE", f"/tenants/acme/apps/web/keys/{key['id']}", None, 200)
 
     def rejected():

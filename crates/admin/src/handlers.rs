@@ -5,6 +5,7 @@
 
 pub(crate) mod alerts;
 pub(crate) mod audit;
+pub(crate) mod calls;
 pub(crate) mod health;
 pub(crate) mod keys;
 pub(crate) mod resources;
@@ -417,6 +418,15 @@ pub(crate) mod account {
         Path(id): Path<String>,
     ) -> Result<StatusCode> {
         users::revoke_token(&s, &c, &id).await
+    }
+
+    #[utoipa::path(get, path = "/admin/v1/calls", tag = "calls", params(calls::CallQuery), responses((status = 200, description = "Call records, newest first: who, what, every attempt, status, duration, tokens, cost")))]
+    pub(crate) async fn calls(
+        State(s): State<AdminState>,
+        c: Caller,
+        Query(q): Query<calls::CallQuery>,
+    ) -> Result<Json<Value>> {
+        calls::list(&s, &c, q).await
     }
 
     #[utoipa::path(get, path = "/admin/v1/health", tag = "routing", responses((status = 200, description = "Every target's circuit state (healthy, ejected, half_open, cooling_down) and adaptive concurrency"), (status = 403, body = crate::openapi::ErrorDoc)))]

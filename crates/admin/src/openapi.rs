@@ -61,7 +61,7 @@ impl Modify for Security {
         account::login, account::logout, account::me, account::tokens, account::create_token,
         account::revoke_token, account::users, account::create_user, account::delete_user,
         account::members, account::set_member, account::remove_member, account::catalog,
-        account::audit, account::policy_usage, account::alerts, account::health,
+        account::audit, account::policy_usage, account::alerts, account::health, account::calls,
         tenants::list, tenants::get, tenants::create, tenants::replace, tenants::delete,
         providers::list, providers::get, providers::create, providers::replace, providers::delete,
         models::list, models::get, models::create, models::replace, models::delete,

@@ -87,6 +87,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/policies/{name}/usage", get(account::policy_usage))
         .route("/alerts", get(account::alerts))
         .route("/health", get(account::health))
+        .route("/calls", get(account::calls))
         .route("/catalog", get(account::catalog))
         .route("/subscriptions", get(subs::list))
         .route("/subscriptions/{id}", get(subs::get))

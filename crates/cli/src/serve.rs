@@ -14,6 +14,7 @@ use gatehouse_admin::apply::{self, Action};
 use gatehouse_gateway::alerts::Alerter;
 use gatehouse_gateway::config::{CaptureBodies, OnRedisError};
 use gatehouse_gateway::limits::Traffic;
+use gatehouse_gateway::record::CallLog;
 use gatehouse_gateway::server::{self, Stopped};
 use gatehouse_gateway::{reload, RawConfig, Snapshot};
 use gatehouse_policy::{Limiter, OnError};
@@ -91,6 +92,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 limiter: limiter(&server).await?,
                 alerter: Arc::new(Alerter::new(None)),
                 metrics: Arc::default(),
+                calls: None,
             };
             let hasher = Arc::new(gatehouse_store::secrets::MasterKey::ephemeral()?);
             let snap = Snapshot::build_with(cfg, None, hasher, traffic, None)?;
@@ -123,10 +125,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 tracing::info!(change = %step, "config file applied");
             }
             let hasher = store.shared_key();
+            // The call log's spill journal lives in the data dir, so it survives a restart.
+            let spill = node
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| std::path::PathBuf::from("."))
+                .join("call-log.spill");
             let traffic = Traffic {
                 limiter: limiter(&server).await?,
                 alerter: Arc::new(Alerter::new(Some(store.clone()))),
                 metrics: Arc::default(),
+                calls: Some(CallLog::start(store.clone(), spill)),
             };
             let snapshot = reload::build(&store, &settings, &hasher, &traffic, None).await?;
             let shared = snapshot.into_shared();
@@ -166,9 +175,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(key) = demo_key {
         print_demo_banner(local, &key);
     }
+    let calls = shared.load().traffic.calls.clone();
     match server::serve(listener, shared, server.drain_timeout, stopped()).await? {
         Stopped::Drained => tracing::info!("stopped: all calls drained"),
         Stopped::DrainTimedOut => tracing::warn!("stopped: drain timeout passed"),
+    }
+    if let Some(log) = calls {
+        log.drain().await;
+        tracing::info!(
+            written = log.stats.written.load(std::sync::atomic::Ordering::Relaxed),
+            spilled = log.stats.spilled.load(std::sync::atomic::Ordering::Relaxed),
+            "call log drained"
+        );
     }
     Ok(())
 }

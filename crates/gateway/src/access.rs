@@ -28,6 +28,8 @@ pub struct Principal {
     pub scopes: Arc<[String]>,
     /// Higher leaves an overloaded provider's queue first.
     pub priority: i64,
+    /// The store id of the key's tenant (for call records).
+    pub tenant_id: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -322,6 +324,7 @@ services:
                 .collect::<Vec<_>>()
                 .into(),
             priority: 0,
+            tenant_id: None,
         }
     }
 

@@ -18,6 +18,16 @@ pub enum Surface {
     Embeddings,
 }
 
+impl Surface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Completions => "completions",
+            Self::Embeddings => "embeddings",
+        }
+    }
+}
+
 /// A request id, set by the middleware and echoed in `x-request-id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);

@@ -209,6 +209,19 @@ impl IntoResponse for GatewayError {
 }
 
 impl GatewayError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        self.parts().0.as_u16()
+    }
+
+    /// The error's code, as answered (`model_not_found`, `upstream_timeout`…).
+    pub fn code(&self) -> Option<String> {
+        match self {
+            Self::Upstream { body, .. } => body.error.code.clone(),
+            other => other.parts().2.map(str::to_owned),
+        }
+    }
+
     /// The response for this error (for code that builds responses by hand).
     pub fn into_response_inner(self) -> Response {
         self.into_response()

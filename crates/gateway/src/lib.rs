@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod models;
 pub mod pipeline;
 pub mod providers;
+pub mod record;
 pub mod reload;
 pub mod rest;
 pub mod routes;

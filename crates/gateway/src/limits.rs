@@ -31,6 +31,8 @@ pub struct Traffic {
     pub limiter: Arc<Limiter>,
     pub alerter: Arc<Alerter>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The call log, with a store.
+    pub calls: Option<Arc<crate::record::CallLog>>,
 }
 
 impl Traffic {
@@ -40,6 +42,7 @@ impl Traffic {
             limiter: Arc::new(Limiter::memory()),
             alerter: Arc::new(Alerter::new(None)),
             metrics: Arc::default(),
+            calls: None,
         }
     }
 }

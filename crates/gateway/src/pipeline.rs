@@ -22,6 +22,7 @@ use crate::error::GatewayError;
 use crate::health::{self, InFlight};
 use crate::limits::{self, Admission, CallScope, Tokens};
 use crate::providers::{self, Op};
+use crate::record::Draft;
 use crate::rest;
 use crate::snapshot::{Plan, Principal, Snapshot, Target};
 use crate::stream::{self, Translator};
@@ -36,10 +37,21 @@ pub async fn run(
 ) -> Result<Response, GatewayError> {
     // 1. authenticate: the key names the caller, before a byte of the body is read.
     let principal = authenticate(snap, &headers)?;
+    // The call's record, filled in as the call goes and sent at the end (step 10).
+    let mut draft = snap
+        .traffic
+        .calls
+        .as_ref()
+        .map(|log| Draft::new(log, &id.0, &principal, surface.as_str()));
+    let outcome: Result<Response, GatewayError> = async {
     // 2. read the body, refusing it as soon as it passes `server.max_body`.
     let call = Call::read(id, surface, headers, body, snap.max_body).await?;
     // 3. read the envelope: the model and the stream flag, without building the rest of the body.
     let envelope = Envelope::parse(&call.body)?;
+    if let Some(d) = &mut draft {
+        d.rec.model_asked = envelope.model.clone();
+        d.rec.stream = envelope.stream;
+    }
     // 4. authorise: the key's scopes and its app's subscriptions must cover the model.
     let service = authorise(snap, &principal, &envelope.model)?;
     // 5. plan the route: a logical model's targets tier by tier, then its fallbacks' (or one
@@ -124,6 +136,9 @@ pub async fn run(
                                 Shed::Waited(d) => format!("no slot freed within {d:?}"),
                             },
                         };
+                        if let Some(d) = &mut draft {
+                            d.attempt(&target.upstream.cfg.name, &target.model, "shed");
+                        }
                         if !last {
                             tracing::info!(error = %e, attempt = attempts, "trying the next target");
                             continue;
@@ -148,6 +163,10 @@ pub async fn run(
                 Ok(r) => r,
                 Err(e) => {
                     target.health.record(health::Outcome::Failure);
+                    if let Some(d) = &mut draft {
+                        let what = e.code().unwrap_or_else(|| "failed".into());
+                        d.attempt(&target.upstream.cfg.name, &target.model, what);
+                    }
                     if let Some(p) = &mut permit {
                         p.report_overloaded();
                     }
@@ -180,6 +199,20 @@ pub async fn run(
                     429 | 503 | 529 => p.report_overloaded(),
                     _ => p.report_ok(),
                 }
+            }
+            if let Some(d) = &mut draft {
+                let outcome = if (200..300).contains(&status) {
+                    "ok".to_owned()
+                } else {
+                    status.to_string()
+                };
+                d.attempt(&target.upstream.cfg.name, &target.model, outcome);
+                d.rec.provider = Some(target.upstream.cfg.name.clone());
+                d.rec.model_served = Some(target.model.clone());
+                d.price = snap
+                    .catalog
+                    .lookup(target.upstream.cfg.kind.catalog_family(), &target.model)
+                    .map(|m| (m.input, m.output, m.cached_input.unwrap_or(m.input)));
             }
             if !(200..300).contains(&status) {
                 let retry_after = upstream.headers().get(RETRY_AFTER).cloned();
@@ -219,6 +252,7 @@ pub async fn run(
                 deadline,
                 admission.take(),
                 (permit, flight),
+                &mut draft,
             )
             .await;
             return response;
@@ -235,6 +269,20 @@ pub async fn run(
         response.headers_mut().insert("x-gatehouse-attempts", v);
     }
     Ok(response)
+    }
+    .await;
+    // 10. record: one record per call to the call log, which never makes the call wait (a
+    //     stream's record went with its body and is sent when the stream ends).
+    if let Some(d) = draft {
+        match &outcome {
+            Ok(r) => {
+                let code = (!r.status().is_success()).then(|| r.status().as_u16().to_string());
+                d.finish(r.status().as_u16(), code.as_deref());
+            }
+            Err(e) => d.finish(e.status(), e.code().as_deref()),
+        }
+    }
+    outcome
 }
 
 /// The prompt's tokens, when some candidate's context window is smaller than the body (a
@@ -579,6 +627,7 @@ async fn respond(
     deadline: Instant,
     admission: Option<Admission>,
     hold: (Option<Permit>, InFlight),
+    draft: &mut Option<Draft>,
 ) -> Result<Response, GatewayError> {
     let up = &target.upstream;
 
@@ -594,7 +643,9 @@ async fn respond(
                 Translator::Gemini(Box::new(from_gemini::Stream::new(ctx)))
             }
         };
-        let meter = admission.map(|a| stream::Meter::new(a, &target.model));
+        let record = draft.take();
+        let meter = (admission.is_some() || record.is_some())
+            .then(|| stream::Meter::new(admission, record, &target.model));
         let mut r = Response::new(stream::body(resp, translator, up, deadline, meter, hold));
         r.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -642,9 +693,13 @@ async fn respond(
                 ))
             }
         };
+        let reported = limits::usage_of(&body);
+        if let (Some(d), Some(t)) = (draft.as_mut(), reported) {
+            d.tokens(t);
+        }
         if let Some(a) = admission {
             // A body without usage is charged its whole reservation: never less than it used.
-            let used = limits::usage_of(&body).unwrap_or(Tokens {
+            let used = reported.unwrap_or(Tokens {
                 input: a.prompt_tokens(),
                 cached: 0,
                 output: a.reserved_output(),
@@ -744,50 +799,96 @@ pub async fn run_rest(
     }
     // 1. authenticate: the key names the caller, before a byte of the body is read.
     let principal = authenticate(snap, &headers)?;
-    // 2. authorise: the key's app must hold an approved subscription to the service.
-    snap.access
-        .authorise_service(&principal, service)
-        .map_err(|r| match r.code {
-            "service_not_found" => GatewayError::RouteNotFound {
+    let mut draft = snap.traffic.calls.as_ref().map(|log| {
+        let mut d = Draft::new(log, &id.0, &principal, "rest");
+        d.rec.service = Some(service.to_owned());
+        d.rec.model_asked = format!("{method} {path}");
+        d
+    });
+    let outcome: Result<Response, GatewayError> = async {
+        // 2. authorise: the key's app must hold an approved subscription to the service.
+        snap.access
+            .authorise_service(&principal, service)
+            .map_err(|r| match r.code {
+                "service_not_found" => GatewayError::RouteNotFound {
+                    method: method.to_string(),
+                    path: format!("/s/{service}{path}"),
+                },
+                code => GatewayError::Forbidden {
+                    code,
+                    message: r.message,
+                },
+            })?;
+        let svc = snap
+            .rest
+            .get(service)
+            .ok_or_else(|| GatewayError::RouteNotFound {
                 method: method.to_string(),
                 path: format!("/s/{service}{path}"),
-            },
-            code => GatewayError::Forbidden {
-                code,
-                message: r.message,
-            },
-        })?;
-    let svc = snap
-        .rest
-        .get(service)
-        .ok_or_else(|| GatewayError::RouteNotFound {
-            method: method.to_string(),
-            path: format!("/s/{service}{path}"),
-        })?;
-    // 3. route: the first route whose host, prefix and methods fit.
-    let host = headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok());
-    let (route, upstream_path) = svc.route(path, &method, host)?;
-    if !rest::ip_allowed(route, client) {
-        return Err(GatewayError::Forbidden {
-            code: "address_denied",
-            message: format!(
-                "requests from {} may not use this route of service `{service}`",
-                client.map_or("an unknown address".to_owned(), |ip| ip.to_string())
-            ),
-        });
-    }
-    // An upgrade (WebSocket) is passed through to one node as it is: no body, no retries,
-    //    limits counted at the handshake.
-    if let (true, Some(on_upgrade)) = (rest::is_upgrade(&headers), on_upgrade) {
+            })?;
+        // 3. route: the first route whose host, prefix and methods fit.
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let (route, upstream_path) = svc.route(path, &method, host)?;
+        if !rest::ip_allowed(route, client) {
+            return Err(GatewayError::Forbidden {
+                code: "address_denied",
+                message: format!(
+                    "requests from {} may not use this route of service `{service}`",
+                    client.map_or("an unknown address".to_owned(), |ip| ip.to_string())
+                ),
+            });
+        }
+        // An upgrade (WebSocket) is passed through to one node as it is: no body, no retries,
+        //    limits counted at the handshake.
+        if let (true, Some(on_upgrade)) = (rest::is_upgrade(&headers), on_upgrade) {
+            let scope = CallScope {
+                principal: &principal,
+                model: "",
+                service: Some(service),
+            };
+            let checks = snap.policies.checks(&scope);
+            if !checks.is_empty() {
+                let ask = limits::Ask {
+                    checks,
+                    prompt_tokens: 0,
+                    max_output: Some(0),
+                    price: None,
+                    lease_ttl: std::time::Duration::from_secs(660),
+                    request_id: &id.0,
+                };
+                limits::admit(&snap.traffic, &snap.policies, ask)
+                    .await?
+                    .settle(Tokens::default());
+            }
+            let out = rest::Outgoing {
+                method,
+                path: &upstream_path,
+                query,
+                headers: &headers,
+                body: bytes::Bytes::new(),
+                client,
+            };
+            return svc.upgrade(out, on_upgrade).await;
+        }
+        // 4. read the body, bounded, so that a retry can send it again.
+        let limit = route
+            .max_body
+            .as_deref()
+            .and_then(|b| crate::config::parse_size(b).ok())
+            .unwrap_or(snap.max_body);
+        let body = crate::call::read_body(&headers, body, limit).await?;
+        // 5. admit: the policies that apply to the service (requests and concurrency).
         let scope = CallScope {
             principal: &principal,
             model: "",
             service: Some(service),
         };
         let checks = snap.policies.checks(&scope);
-        if !checks.is_empty() {
+        let admission = if checks.is_empty() {
+            None
+        } else {
             let ask = limits::Ask {
                 checks,
                 prompt_tokens: 0,
@@ -796,84 +897,64 @@ pub async fn run_rest(
                 lease_ttl: std::time::Duration::from_secs(660),
                 request_id: &id.0,
             };
-            limits::admit(&snap.traffic, &snap.policies, ask)
-                .await?
-                .settle(Tokens::default());
+            Some(limits::admit(&snap.traffic, &snap.policies, ask).await?)
+        };
+        let mut rate = HeaderMap::new();
+        if let Some(a) = &admission {
+            a.headers(&mut rate);
         }
-        let out = rest::Outgoing {
-            method,
-            path: &upstream_path,
-            query,
-            headers: &headers,
-            body: bytes::Bytes::new(),
-            client,
-        };
-        return svc.upgrade(out, on_upgrade).await;
+        // 6. forward: the service's nodes in weighted order; idempotent methods fail over.
+        let (result, attempts) = svc
+            .forward(
+                route,
+                rest::Outgoing {
+                    method,
+                    path: &upstream_path,
+                    query,
+                    headers: &headers,
+                    body,
+                    client,
+                },
+            )
+            .await;
+        if let Some(a) = admission {
+            a.settle(Tokens::default());
+        }
+        let mut response = result.unwrap_or_else(IntoResponse::into_response);
+        response.headers_mut().extend(rate);
+        if let Ok(v) = HeaderValue::from_str(&attempts.to_string()) {
+            response.headers_mut().insert("x-gatehouse-attempts", v);
+        }
+        if let Some(origin) = route
+            .cors
+            .as_ref()
+            .and_then(|c| rest::allowed_origin(c, &headers))
+        {
+            response
+                .headers_mut()
+                .insert("access-control-allow-origin", origin);
+            response
+                .headers_mut()
+                .insert("vary", HeaderValue::from_static("origin"));
+        }
+        if let Some(d) = &mut draft {
+            d.rec.provider = Some(service.to_owned());
+            d.attempt(service, &upstream_path, format!("{attempts} attempt(s)"));
+        }
+        Ok(response)
     }
-    // 4. read the body, bounded, so that a retry can send it again.
-    let limit = route
-        .max_body
-        .as_deref()
-        .and_then(|b| crate::config::parse_size(b).ok())
-        .unwrap_or(snap.max_body);
-    let body = crate::call::read_body(&headers, body, limit).await?;
-    // 5. admit: the policies that apply to the service (requests and concurrency).
-    let scope = CallScope {
-        principal: &principal,
-        model: "",
-        service: Some(service),
-    };
-    let checks = snap.policies.checks(&scope);
-    let admission = if checks.is_empty() {
-        None
-    } else {
-        let ask = limits::Ask {
-            checks,
-            prompt_tokens: 0,
-            max_output: Some(0),
-            price: None,
-            lease_ttl: std::time::Duration::from_secs(660),
-            request_id: &id.0,
-        };
-        Some(limits::admit(&snap.traffic, &snap.policies, ask).await?)
-    };
-    let mut rate = HeaderMap::new();
-    if let Some(a) = &admission {
-        a.headers(&mut rate);
+    .await;
+    // 7. record: the REST call's record (its attempts are counted, not itemised).
+    if let Some(d) = draft {
+        match &outcome {
+            Ok(r) => {
+                let code = (!r.status().is_success()
+                    && r.status() != StatusCode::SWITCHING_PROTOCOLS)
+                    .then(|| r.status().as_u16().to_string());
+                d.finish(r.status().as_u16(), code.as_deref());
+            }
+            Err(e) => d.finish(e.status(), e.code().as_deref()),
+        }
     }
-    // 6. forward: the service's nodes in weighted order; idempotent methods fail over.
-    let (result, attempts) = svc
-        .forward(
-            route,
-            rest::Outgoing {
-                method,
-                path: &upstream_path,
-                query,
-                headers: &headers,
-                body,
-                client,
-            },
-        )
-        .await;
-    if let Some(a) = admission {
-        a.settle(Tokens::default());
-    }
-    let mut response = result.unwrap_or_else(IntoResponse::into_response);
-    response.headers_mut().extend(rate);
-    if let Ok(v) = HeaderValue::from_str(&attempts.to_string()) {
-        response.headers_mut().insert("x-gatehouse-attempts", v);
-    }
-    if let Some(origin) = route
-        .cors
-        .as_ref()
-        .and_then(|c| rest::allowed_origin(c, &headers))
-    {
-        response
-            .headers_mut()
-            .insert("access-control-allow-origin", origin);
-        response
-            .headers_mut()
-            .insert("vary", HeaderValue::from_static("origin"));
-    }
-    Ok(response)
+    outcome
 }

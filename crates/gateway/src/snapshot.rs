@@ -328,6 +328,7 @@ impl Snapshot {
                     expires_at: None,
                     scopes: Arc::from(Vec::new()),
                     priority: k.priority.unwrap_or(0),
+                    tenant_id: None,
                 };
                 (hasher.hash(&k.key), principal)
             })
@@ -359,6 +360,7 @@ impl Snapshot {
                     expires_at: k.key.expires_at,
                     scopes: Arc::from(k.key.scopes.clone()),
                     priority: k.key.priority,
+                    tenant_id: Some(Arc::from(k.key.tenant_id.as_str())),
                 };
                 keys.insert(hash, principal);
             }

@@ -31,9 +31,12 @@ use crate::upstream::Upstream;
 #[derive(Debug)]
 pub struct Meter {
     admission: Option<Admission>,
+    record: Option<crate::record::Draft>,
     model: String,
     usage: Option<Tokens>,
     text: String,
+    /// The stream reached its end (else the client left first).
+    finished: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -69,12 +72,18 @@ struct LightFunction {
 }
 
 impl Meter {
-    pub fn new(admission: Admission, model: &str) -> Self {
+    pub fn new(
+        admission: Option<Admission>,
+        record: Option<crate::record::Draft>,
+        model: &str,
+    ) -> Self {
         Self {
-            admission: Some(admission),
+            admission,
+            record,
             model: model.to_owned(),
             usage: None,
             text: String::new(),
+            finished: false,
         }
     }
 
@@ -125,15 +134,21 @@ impl Meter {
 
 impl Drop for Meter {
     fn drop(&mut self) {
-        let Some(a) = self.admission.take() else {
-            return;
-        };
+        let prompt = self.admission.as_ref().map_or(0, Admission::prompt_tokens);
         let used = self.usage.unwrap_or_else(|| Tokens {
-            input: a.prompt_tokens(),
+            input: prompt,
             cached: 0,
             output: gatehouse_llm::tokens::count_text(&self.model, &self.text).0,
         });
-        a.settle(used);
+        if let Some(a) = self.admission.take() {
+            a.settle(used);
+        }
+        if let Some(mut d) = self.record.take() {
+            d.tokens(used);
+            // 499: the client went away before the stream ended.
+            let status = if self.finished { 200 } else { 499 };
+            d.finish(status, (status == 499).then_some("client_closed"));
+        }
     }
 }
 
@@ -310,6 +325,9 @@ pub fn body(
                 return Some((Ok::<Bytes, Infallible>(b), d));
             }
             if d.done {
+                if let Some(m) = &mut d.meter {
+                    m.finished = true;
+                }
                 return None;
             }
             d.step().await;

@@ -72,6 +72,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "key priority",
         include_str!("../migrations/sqlite/0003_key_priority.sql"),
     ),
+    (
+        4,
+        "call records",
+        include_str!("../migrations/sqlite/0004_call_records.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -88,6 +93,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "key priority",
         include_str!("../migrations/postgres/0003_key_priority.sql"),
+    ),
+    (
+        4,
+        "call records",
+        include_str!("../migrations/postgres/0004_call_records.sql"),
     ),
 ];
 

@@ -10,6 +10,7 @@
 
 mod alerts;
 mod audit;
+mod calls;
 mod db;
 mod error;
 pub mod ids;
@@ -25,6 +26,7 @@ mod users;
 
 pub use alerts::{AlertFilter, AlertRecord};
 pub use audit::AuditFilter;
+pub use calls::{Attempt, CallFilter, CallRecord};
 pub use db::{Backend, Store};
 pub use error::StoreError;
 pub use keys::KEY_PREFIX;

@@ -601,3 +601,80 @@ mod alerts_on_both {
         super::alerts_are_recorded_and_listed_by_tenant(crate::testing::postgres().await).await;
     }
 }
+
+async fn call_records_are_written_once_and_paged_by_tenant(store: Store) {
+    let rec = |i: i64, tenant: Option<&str>| CallRecord {
+        id: crate::ids::new_id("cal_"),
+        request_id: format!("r{i}"),
+        at: i,
+        tenant_id: tenant.map(str::to_owned),
+        app_id: None,
+        key_id: "k".into(),
+        surface: "chat".into(),
+        service: None,
+        model_asked: "m".into(),
+        model_served: None,
+        provider: None,
+        status: 200,
+        error_code: None,
+        attempts: vec![Attempt {
+            provider: "p".into(),
+            model: "m".into(),
+            outcome: "ok".into(),
+        }],
+        stream: i % 2 == 0,
+        duration_ms: 1,
+        input_tokens: 1,
+        output_tokens: 1,
+        cached_tokens: 0,
+        cost_nano: 5,
+    };
+    let mut batch: Vec<CallRecord> = (0..5).map(|i| rec(i, Some("ten_a"))).collect();
+    batch.push(rec(9, None));
+    store.insert_calls(&batch).await.unwrap();
+    store.insert_calls(&batch).await.unwrap();
+    let all = store
+        .list_calls(&CallFilter {
+            limit: 100,
+            ..CallFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 6, "a replayed batch adds nothing");
+    assert_eq!(all.items[0].request_id, "r9", "newest first");
+    let mine = store
+        .list_calls(&CallFilter {
+            tenant_ids: Some(vec!["ten_a".into()]),
+            limit: 2,
+            ..CallFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.items.len(), 2);
+    assert_eq!(mine.items[0].attempts[0].outcome, "ok");
+    let next = store
+        .list_calls(&CallFilter {
+            tenant_ids: Some(vec!["ten_a".into()]),
+            before: mine.next_cursor,
+            limit: 10,
+            ..CallFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.items.len(), 3);
+}
+
+mod calls_on_both {
+    #[tokio::test]
+    async fn on_sqlite() {
+        let (store, dir) = crate::testing::sqlite().await;
+        super::call_records_are_written_once_and_paged_by_tenant(store).await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        super::call_records_are_written_once_and_paged_by_tenant(crate::testing::postgres().await)
+            .await;
+    }
+}
