@@ -214,6 +214,46 @@ pub struct RawModel {
     /// Wait before the second attempt, doubling each time, with ±50 % jitter (default `100ms`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_backoff: Option<String>,
+    /// What moves a call to the next target: any of `connect`, `timeout`, `429`, `5xx`
+    /// (default all four). Refusals for the context window or content are always retried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retry_on: Vec<String>,
+}
+
+/// Which failures move a call to the next target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryOn {
+    pub connect: bool,
+    pub timeout: bool,
+    pub rate_limited: bool,
+    pub server_error: bool,
+}
+
+impl Default for RetryOn {
+    fn default() -> Self {
+        Self {
+            connect: true,
+            timeout: true,
+            rate_limited: true,
+            server_error: true,
+        }
+    }
+}
+
+impl RetryOn {
+    /// From validated names (empty: all).
+    pub fn from_list(list: &[String]) -> Self {
+        if list.is_empty() {
+            return Self::default();
+        }
+        let has = |n: &str| list.iter().any(|x| x == n);
+        Self {
+            connect: has("connect"),
+            timeout: has("timeout"),
+            rate_limited: has("429"),
+            server_error: has("5xx"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -630,6 +670,14 @@ impl RawConfig {
                     p.add(
                         &format!("models[{i}].affinity_header"),
                         format!("{h:?} is not a header name"),
+                    );
+                }
+            }
+            for (j, r) in m.retry_on.iter().enumerate() {
+                if !["connect", "timeout", "429", "5xx"].contains(&r.as_str()) {
+                    p.add(
+                        &format!("models[{i}].retry_on[{j}]"),
+                        format!("{r:?}: use connect, timeout, 429 or 5xx"),
                     );
                 }
             }

@@ -81,9 +81,22 @@ pub async fn run(
         // Targets whose context window cannot hold the prompt are passed over too (the prompt
         // is counted only when some window is smaller than the body).
         let prompt = prompt_if_tight(&call, &envelope, &plan.candidates);
-        let fits = |t: &&Target| match (prompt, t.context_window) {
-            (Some(p), Some(w)) => u64::from(w) > p,
-            _ => true,
+        // …and targets the catalog says lack what the request uses (tools, images, JSON).
+        let needs = if plan.candidates.len() > 1 {
+            needs_of(&call.body)
+        } else {
+            Vec::new()
+        };
+        let fits = |t: &&Target| {
+            let window = match (prompt, t.context_window) {
+                (Some(p), Some(w)) => u64::from(w) > p,
+                _ => true,
+            };
+            let able = t
+                .capabilities
+                .as_ref()
+                .is_none_or(|caps| needs.iter().all(|n| caps.contains(n)));
+            window && able
         };
         let fitting: Vec<&Target> = plan.candidates.iter().filter(fits).collect();
         let fitting = if fitting.is_empty() {
@@ -177,7 +190,7 @@ pub async fn run(
                             a.charge_attempt();
                         }
                     }
-                    if retryable(&e) && !last {
+                    if retryable(&e, plan.retry_on) && !last {
                         tracing::info!(error = %e, attempt = attempts, "trying the next target");
                         continue;
                     }
@@ -233,7 +246,11 @@ pub async fn run(
                     }
                     _ => false,
                 };
-                let overloaded = matches!(status, 429 | 500 | 502 | 503 | 504 | 529);
+                let overloaded = match status {
+                    429 => plan.retry_on.rate_limited,
+                    500 | 502 | 503 | 504 | 529 => plan.retry_on.server_error,
+                    _ => false,
+                };
                 if (overloaded || refusal) && !last {
                     tracing::info!(provider = %target.upstream.cfg.name, status, ?code, attempt = attempts, "trying the next target");
                     continue;
@@ -314,13 +331,32 @@ fn retry_after(h: &HeaderMap) -> std::time::Duration {
 }
 
 /// Errors worth another target: the provider could not be reached or did not answer in time.
-fn retryable(e: &GatewayError) -> bool {
-    matches!(
-        e,
-        GatewayError::UpstreamUnreachable { .. }
-            | GatewayError::UpstreamTimeout { .. }
-            | GatewayError::UpstreamBroken { .. }
-    )
+fn retryable(e: &GatewayError, on: crate::config::RetryOn) -> bool {
+    match e {
+        GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamBroken { .. } => {
+            on.connect
+        }
+        GatewayError::UpstreamTimeout { .. } => on.timeout,
+        _ => false,
+    }
+}
+
+/// What a request uses that not every model has: tools, images, structured output. A cheap
+/// look at the bytes: a false positive only reorders candidates (all are tried when none fit).
+fn needs_of(body: &[u8]) -> Vec<gatehouse_llm::catalog::Capability> {
+    use gatehouse_llm::catalog::Capability;
+    let has = |needle: &[u8]| memchr::memmem::find(body, needle).is_some();
+    let mut out = Vec::new();
+    if has(b"\"tools\"") {
+        out.push(Capability::Tools);
+    }
+    if has(b"\"image_url\"") {
+        out.push(Capability::Vision);
+    }
+    if has(b"\"response_format\"") {
+        out.push(Capability::Json);
+    }
+    out
 }
 
 /// The wait before attempt `n` (2, 3, …): `base`, doubling, with ±50 % jitter.

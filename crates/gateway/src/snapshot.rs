@@ -36,6 +36,8 @@ pub struct Target {
     /// From the catalog: input + output USD per 1M tokens, and the context window.
     pub price: Option<f64>,
     pub context_window: Option<u32>,
+    /// From the catalog (`None`: the catalog does not know the model).
+    pub capabilities: Option<Vec<gatehouse_llm::catalog::Capability>>,
 }
 
 /// A logical model: the name clients send, and where it is served.
@@ -49,6 +51,7 @@ pub struct LogicalModel {
     pub fallbacks: Vec<String>,
     pub attempts: u32,
     pub backoff: std::time::Duration,
+    pub retry_on: crate::config::RetryOn,
 }
 
 impl LogicalModel {
@@ -157,6 +160,7 @@ pub struct Plan {
     pub candidates: Vec<Target>,
     pub attempts: u32,
     pub backoff: std::time::Duration,
+    pub retry_on: crate::config::RetryOn,
 }
 
 /// Everything a request needs, immutable.
@@ -287,6 +291,9 @@ impl Snapshot {
                             context_window: catalog
                                 .lookup(u.cfg.kind.catalog_family(), &t.model)
                                 .map(|i| i.context_window),
+                            capabilities: catalog
+                                .lookup(u.cfg.kind.catalog_family(), &t.model)
+                                .map(|i| i.capabilities.clone()),
                             health: known
                                 .get(&(t.provider.clone(), t.model.clone()))
                                 .cloned()
@@ -314,6 +321,7 @@ impl Snapshot {
                         .as_deref()
                         .and_then(|b| crate::config::parse_duration(b).ok())
                         .unwrap_or(std::time::Duration::from_millis(100)),
+                    retry_on: crate::config::RetryOn::from_list(&m.retry_on),
                 };
                 (m.name, model)
             })
@@ -413,6 +421,7 @@ impl Snapshot {
                 candidates,
                 attempts: m.attempts,
                 backoff: m.backoff,
+                retry_on: m.retry_on,
             });
         }
         let (provider, model) = name.split_once('/')?;
@@ -426,9 +435,11 @@ impl Snapshot {
                 health: Arc::default(),
                 price: None,
                 context_window: None,
+                capabilities: None,
             }],
             attempts: 1,
             backoff: std::time::Duration::ZERO,
+            retry_on: crate::config::RetryOn::default(),
         })
     }
 }

@@ -279,3 +279,29 @@ async fn lowest_latency_moves_traffic_to_the_fast_target() {
     }
     assert!(fast >= 38, "{fast} of 40 went to the fast target");
 }
+
+#[tokio::test]
+async fn requests_go_to_targets_that_can_serve_them_and_retries_follow_the_model() {
+    let env = start_with(
+        &[BROKEN],
+        "",
+        // chatgpt-4o-latest has no tools in the catalog; gpt-4o-mini has.
+        "models:\n  - { name: capable, strategy: ordered, targets: [{ provider: p-openai, model: chatgpt-4o-latest }, { provider: p-openai, model: gpt-4o-mini }] }\n  - { name: no-5xx-retry, retry_on: [connect, timeout], targets: [{ provider: broken, model: a }, { provider: p-openai, model: b, tier: 1 }] }\n",
+    )
+    .await;
+    let plain = env
+        .chat(json!({"model": "capable", "messages": user("hi")}))
+        .await;
+    assert_eq!(plain.1["x-gatehouse-model"], "chatgpt-4o-latest");
+    let tools =
+        json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+    let with_tools = env
+        .chat(json!({"model": "capable", "messages": user("hi"), "tools": tools}))
+        .await;
+    assert_eq!(with_tools.1["x-gatehouse-model"], "gpt-4o-mini");
+    let (status, h, _) = env
+        .chat(json!({"model": "no-5xx-retry", "messages": user("hi")}))
+        .await;
+    assert_eq!(status, 500, "5xx is not retried for this model");
+    assert_eq!(h["x-gatehouse-attempts"], "1");
+}
