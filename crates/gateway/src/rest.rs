@@ -265,7 +265,12 @@ impl RestService {
                 {
                     continue;
                 }
-                h.append(k.clone(), v.clone());
+                let renamed = route
+                    .rename_headers
+                    .iter()
+                    .find(|(from, _)| from.eq_ignore_ascii_case(name))
+                    .and_then(|(_, to)| HeaderName::from_bytes(to.as_bytes()).ok());
+                h.append(renamed.unwrap_or_else(|| k.clone()), v.clone());
             }
             for (k, v) in &route.add_headers {
                 if let (Ok(k), Ok(v)) = (
@@ -338,7 +343,7 @@ impl RestService {
 fn matches(route: &RawRoute, path: &str) -> Option<String> {
     let want: Vec<&str> = route.path.split('/').filter(|s| !s.is_empty()).collect();
     let got: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if got.len() < want.len() {
+    if got.len() < want.len() || (route.exact && got.len() != want.len()) {
         return None;
     }
     let mut captures = Vec::new();

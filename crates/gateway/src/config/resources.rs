@@ -103,6 +103,9 @@ pub struct RawRoute {
     /// A path prefix under `/s/{service}`, e.g. `/orders` (matches `/orders` and `/orders/…`);
     /// a segment `{name}` matches any one segment and may be used in `rewrite`.
     pub path: String,
+    /// Match the path exactly instead of as a prefix.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
     /// Only requests for this host (the `Host` header, without its port).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
@@ -138,6 +141,9 @@ pub struct RawRoute {
     /// Headers removed from the upstream request.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove_headers: Vec<String>,
+    /// Headers renamed on the upstream request (`from: to`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub rename_headers: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

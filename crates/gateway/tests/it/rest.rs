@@ -34,7 +34,7 @@ async fn echo() -> std::net::SocketAddr {
 
 fn service(echo: std::net::SocketAddr) -> String {
     format!(
-        "services:\n  - name: orders\n    kind: rest\n    state: published\n    upstreams: [{{ url: 'http://127.0.0.1:9', weight: 1 }}, {{ url: 'http://{echo}', weight: 1 }}]\n    routes:\n      - {{ path: /v2/orders, rewrite: /api/orders, methods: [GET, POST, DELETE], add_headers: {{ x-team: shop }}, remove_headers: [x-debug] }}\n      - {{ path: /health, methods: [GET] }}\n"
+        "services:\n  - name: orders\n    kind: rest\n    state: published\n    upstreams: [{{ url: 'http://127.0.0.1:9', weight: 1 }}, {{ url: 'http://{echo}', weight: 1 }}]\n    routes:\n      - {{ path: /v2/orders, rewrite: /api/orders, methods: [GET, POST, DELETE], add_headers: {{ x-team: shop }}, remove_headers: [x-debug] }}\n      - {{ path: /health, methods: [GET], exact: true, rename_headers: {{ x-client: x-origin-client }} }}\n"
     )
 }
 
@@ -92,6 +92,19 @@ async fn idempotent_calls_fail_over_and_unknown_routes_are_404() {
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["path"], "/health");
     }
+    let renamed: Value = env
+        .http
+        .get(format!("{base}/s/orders/health"))
+        .bearer_auth(KEY)
+        .header("x-client", "probe")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(renamed["headers"]["x-origin-client"], "probe");
+    assert!(renamed["headers"].get("x-client").is_none());
     let get = |path: &str| {
         env.http
             .get(format!("{base}{path}"))
@@ -99,6 +112,11 @@ async fn idempotent_calls_fail_over_and_unknown_routes_are_404() {
             .send()
     };
     assert_eq!(get("/s/orders/nowhere").await.unwrap().status(), 404);
+    assert_eq!(
+        get("/s/orders/health/deeper").await.unwrap().status(),
+        404,
+        "an exact route takes only its own path"
+    );
     assert_eq!(get("/s/nothing/health").await.unwrap().status(), 404);
     let put = env
         .http
