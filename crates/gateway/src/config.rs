@@ -24,7 +24,7 @@ pub use policies::{
 };
 pub use resources::{
     valid_slug, Lifecycle, RawApp, RawCors, RawHealthCheck, RawJsonEdit, RawRoute, RawService,
-    RawTenant, RawUpstreamNode, ServiceKind, Visibility,
+    RawTenant, RawUpstreamNode, RetryMethods, ServiceKind, Visibility,
 };
 
 /// The config file as written.

@@ -48,6 +48,9 @@ pub struct RestService {
     pub name: String,
     pub nodes: Vec<Node>,
     pub routes: Vec<RawRoute>,
+    strategy: crate::config::Strategy,
+    retry: crate::config::RetryMethods,
+    next: std::sync::atomic::AtomicUsize,
     health_check: Option<crate::config::RawHealthCheck>,
     client: reqwest::Client,
 }
@@ -83,6 +86,9 @@ impl RestService {
                     })
                     .collect(),
                 routes: s.routes.clone(),
+                strategy: s.strategy.unwrap_or_default(),
+                retry: s.retry.unwrap_or_default(),
+                next: std::sync::atomic::AtomicUsize::new(0),
                 health_check: s.health_check.clone(),
                 client: {
                     let b = reqwest::Client::builder()
@@ -182,8 +188,30 @@ impl RestService {
 
     /// The nodes in weighted random order, available ones first.
     fn order(&self) -> Vec<&Node> {
+        use crate::config::Strategy;
         let mut pool: Vec<&Node> = self.nodes.iter().filter(|n| n.weight > 0).collect();
-        let mut out = Vec::with_capacity(pool.len());
+        let mut out = match self.strategy {
+            Strategy::Weighted | Strategy::LowestCost => Vec::with_capacity(pool.len()),
+            Strategy::Ordered => std::mem::take(&mut pool),
+            Strategy::RoundRobin => {
+                if !pool.is_empty() {
+                    let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let len = pool.len();
+                    pool.rotate_left(n % len);
+                }
+                std::mem::take(&mut pool)
+            }
+            Strategy::LeastInFlight => {
+                fastrand::shuffle(&mut pool);
+                pool.sort_by_key(|n| n.health.in_flight());
+                std::mem::take(&mut pool)
+            }
+            Strategy::LowestLatency => {
+                fastrand::shuffle(&mut pool);
+                pool.sort_by(|a, b| a.health.latency_us().total_cmp(&b.health.latency_us()));
+                std::mem::take(&mut pool)
+            }
+        };
         while !pool.is_empty() {
             let total: u64 = pool.iter().map(|n| u64::from(n.weight)).sum();
             let mut r = fastrand::u64(0..total.max(1));
@@ -228,10 +256,14 @@ impl RestService {
             .as_deref()
             .and_then(|t| crate::config::parse_duration(t).ok())
             .unwrap_or(Duration::from_secs(60));
-        let idempotent = matches!(
-            method,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
-        );
+        let idempotent = match self.retry {
+            crate::config::RetryMethods::All => true,
+            crate::config::RetryMethods::None => false,
+            crate::config::RetryMethods::Idempotent => matches!(
+                method,
+                Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+            ),
+        };
         let order = self.order();
         let mut attempts = 0;
         let mut last_err = GatewayError::UpstreamUnreachable {
@@ -299,6 +331,8 @@ impl RestService {
                 .headers(h)
                 .body(body.clone())
                 .send();
+            let flight = Arc::clone(&node.health).begin();
+            let sent_at = std::time::Instant::now();
             let sent = match tokio::time::timeout(timeout, send).await {
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(_) => Err(format!("no response within {timeout:?}")),
@@ -316,6 +350,8 @@ impl RestService {
                     return (Err(last_err), attempts);
                 }
                 Ok(resp) => {
+                    drop(flight);
+                    node.health.observe_latency(sent_at.elapsed());
                     let status = resp.status().as_u16();
                     // Like outlier detection elsewhere, any 5xx counts against the node; only
                     // 502-504 (the node, not the application, failing) are retried.

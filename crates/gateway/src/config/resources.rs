@@ -64,12 +64,29 @@ pub struct RawService {
     /// REST services: which requests belong to the service.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RawRoute>,
+    /// REST services: how nodes are ordered (`weighted`, `round_robin`, `least_in_flight`,
+    /// `lowest_latency`, `ordered`; `lowest_cost` means `weighted` here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<super::Strategy>,
+    /// REST services: which methods move on to the next node after a failure: `idempotent`
+    /// (GET, HEAD, OPTIONS, PUT, DELETE; the default), `all` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryMethods>,
     /// REST services: speak HTTP/2 to the nodes (prior knowledge for `http://`), as gRPC needs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub http2: bool,
     /// REST services: an active probe of every node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<RawHealthCheck>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryMethods {
+    #[default]
+    Idempotent,
+    All,
+    None,
 }
 
 /// `GET <node><path>` every `interval`; a 2xx within `timeout` is healthy.

@@ -364,3 +364,31 @@ async fn protocol_upgrades_pass_through_both_ways() {
         assert_eq!(back, msg.as_bytes());
     }
 }
+
+#[tokio::test]
+async fn node_strategies_and_retry_rules_are_per_service() {
+    let up = echo().await;
+    let svc = format!(
+        "services:\n  - name: eager\n    kind: rest\n    state: published\n    strategy: ordered\n    retry: all\n    upstreams: [{{ url: 'http://127.0.0.1:9' }}, {{ url: 'http://{up}' }}]\n    routes: [{{ path: / }}]\n  - name: careful\n    kind: rest\n    state: published\n    strategy: ordered\n    retry: none\n    upstreams: [{{ url: 'http://127.0.0.1:9' }}, {{ url: 'http://{up}' }}]\n    routes: [{{ path: / }}]\n"
+    );
+    let env = start_with(&[], "", &svc).await;
+    let base = env.base.trim_end_matches("/v1").to_owned();
+    let post = env
+        .http
+        .post(format!("{base}/s/eager/x"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 200, "retry: all fails a POST over");
+    assert_eq!(post.headers()["x-gatehouse-attempts"], "2");
+    let get = env
+        .http
+        .get(format!("{base}/s/careful/x"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 502, "retry: none sends even a GET once");
+    assert_eq!(get.headers()["x-gatehouse-attempts"], "1");
+}
