@@ -903,18 +903,30 @@ pub async fn run_rest(
                 path: &upstream_path,
                 query,
                 headers: &headers,
-                body: bytes::Bytes::new(),
+                body: rest::Upload::Buffered(bytes::Bytes::new()),
                 client,
             };
             return svc.upgrade(out, on_upgrade).await;
         }
-        // 4. read the body, bounded, so that a retry can send it again.
+        // 4. the body: read whole (bounded) when a retry may resend it or a rule edits it,
+        //    else streamed through as it arrives (its declared length still bounded).
         let limit = route
             .max_body
             .as_deref()
             .and_then(|b| crate::config::parse_size(b).ok())
             .unwrap_or(snap.max_body);
-        let body = crate::call::read_body(&headers, body, limit).await?;
+        let body = if svc.retries(&method) || route.request_body.is_some() {
+            rest::Upload::Buffered(crate::call::read_body(&headers, body, limit).await?)
+        } else {
+            let declared = headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            if declared.is_some_and(|n| n > limit) {
+                return Err(GatewayError::PayloadTooLarge { limit });
+            }
+            rest::Upload::Streaming(body)
+        };
         // 5. admit: the policies that apply to the service (requests and concurrency).
         let scope = CallScope {
             principal: &principal,

@@ -37,9 +37,17 @@ pub struct Outgoing<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub headers: &'a HeaderMap,
-    pub body: bytes::Bytes,
+    pub body: Upload,
     /// The client's address, for `x-forwarded-for`.
     pub client: Option<std::net::IpAddr>,
+}
+
+/// A request body on its way up: read whole (so it can be resent or edited) or streamed through
+/// as it arrives (sent once).
+#[derive(Debug)]
+pub enum Upload {
+    Buffered(bytes::Bytes),
+    Streaming(Body),
 }
 
 /// A REST service ready to proxy.
@@ -233,6 +241,19 @@ impl RestService {
         out
     }
 
+    /// Whether a failed call with this method moves on to the next node (so its body must be
+    /// kept to be sent again).
+    pub fn retries(&self, method: &Method) -> bool {
+        match self.retry {
+            crate::config::RetryMethods::All => true,
+            crate::config::RetryMethods::None => false,
+            crate::config::RetryMethods::Idempotent => matches!(
+                *method,
+                Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+            ),
+        }
+    }
+
     /// Sends the call to the service's nodes; returns the upstream response and attempts made.
     pub async fn forward(
         &self,
@@ -247,23 +268,22 @@ impl RestService {
             body,
             client,
         } = out;
-        let body = match &route.request_body {
-            Some(edit) if is_json(headers) => edit_json(body, edit),
-            _ => body,
+        let mut body = match body {
+            Upload::Buffered(b) => Ok(b),
+            Upload::Streaming(s) => Err(Some(s)),
         };
+        if let (Ok(b), Some(edit)) = (&mut body, &route.request_body) {
+            if is_json(headers) {
+                *b = edit_json(std::mem::take(b), edit);
+            }
+        }
         let timeout = route
             .timeout
             .as_deref()
             .and_then(|t| crate::config::parse_duration(t).ok())
             .unwrap_or(Duration::from_secs(60));
-        let idempotent = match self.retry {
-            crate::config::RetryMethods::All => true,
-            crate::config::RetryMethods::None => false,
-            crate::config::RetryMethods::Idempotent => matches!(
-                method,
-                Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
-            ),
-        };
+        // A streamed body can be sent only once.
+        let idempotent = self.retries(&method) && body.is_ok();
         let order = self.order();
         let mut attempts = 0;
         let mut last_err = GatewayError::UpstreamUnreachable {
@@ -329,7 +349,13 @@ impl RestService {
                 .client
                 .request(method.clone(), &url)
                 .headers(h)
-                .body(body.clone())
+                .body(match &mut body {
+                    Ok(b) => reqwest::Body::from(b.clone()),
+                    Err(s) => s
+                        .take()
+                        .map(|s| reqwest::Body::wrap_stream(s.into_data_stream()))
+                        .unwrap_or_else(|| reqwest::Body::from(bytes::Bytes::new())),
+                })
                 .send();
             let flight = Arc::clone(&node.health).begin();
             let sent_at = std::time::Instant::now();

@@ -392,3 +392,40 @@ async fn node_strategies_and_retry_rules_are_per_service() {
     assert_eq!(get.status(), 502, "retry: none sends even a GET once");
     assert_eq!(get.headers()["x-gatehouse-attempts"], "1");
 }
+
+#[tokio::test]
+async fn bodies_that_are_sent_once_stream_through() {
+    let up = echo().await;
+    let svc = format!(
+        "services:\n  - name: upload\n    kind: rest\n    state: published\n    upstreams: [{{ url: 'http://{up}' }}]\n    routes: [{{ path: /files, max_body: 300KiB }}]\n"
+    );
+    let env = start_with(&[], "", &svc).await;
+    let base = env.base.trim_end_matches("/v1").to_owned();
+    // A chunked upload (no length): streamed to the node as it comes.
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..50)
+        .map(|i| Ok(bytes::Bytes::from(format!("{i:04}").repeat(1000))))
+        .collect();
+    let resp = env
+        .http
+        .post(format!("{base}/s/upload/files"))
+        .bearer_auth(KEY)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["body"].as_str().unwrap().len(), 200_000);
+    // A declared length over the route's limit is refused before anything is sent.
+    let big = env
+        .http
+        .post(format!("{base}/s/upload/files"))
+        .bearer_auth(KEY)
+        .body(vec![b'x'; 400 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+}
