@@ -312,3 +312,26 @@ models:
         assert touch.returncode != 0 and "managed by the config file" in touch.stderr
     finally:
         n.stop()
+
+
+def test_rest_services_take_keys_subscriptions_and_leave_records(node, mock):
+    node.api("POST", "/tenants", {"name": "acme"}, 201)
+    node.api("POST", "/services", {"name": "status-api", "kind": "rest", "state": "published", "requires_approval": True,
+                                   "upstreams": [{"url": f"http://{mock}"}], "routes": [{"path": "/health", "methods": ["GET"]}]}, 201)
+    node.api("POST", "/tenants/acme/apps", {"name": "web"}, 201)
+    key = node.api("POST", "/tenants/acme/apps/web/keys", {"name": "k"}, 201)["key"]
+    url = f"{node.url}/s/status-api/health"
+    headers = {"authorization": f"Bearer {key}"}
+    assert httpx.get(url, headers=headers).status_code == 403
+    sub = node.api("POST", "/tenants/acme/apps/web/subscriptions", {"service": "status-api"}, 201)
+    node.api("POST", f"/subscriptions/{sub['id']}/approve", {}, 200)
+    eventually(lambda: httpx.get(url, headers=headers).status_code == 200)
+
+    def rest_record():
+        items = node.api("GET", "/calls?tenant=acme", None, 200)["items"]
+        return next((r for r in items if r["surface"] == "rest" and r["status"] == 200), None)
+
+    eventually(rest_record, within=5)
+    r = rest_record()
+    assert r["service"] == "status-api" and r["model_asked"] == "GET /health"
+    assert r["attempts"] == [{"provider": f"http://{mock}", "model": "/health", "outcome": "200"}]

@@ -970,7 +970,7 @@ pub async fn run_rest(
         }
         let mut response = result.unwrap_or_else(IntoResponse::into_response);
         response.headers_mut().extend(rate);
-        if let Ok(v) = HeaderValue::from_str(&attempts.to_string()) {
+        if let Ok(v) = HeaderValue::from_str(&attempts.len().to_string()) {
             response.headers_mut().insert("x-gatehouse-attempts", v);
         }
         if let Some(origin) = route
@@ -987,12 +987,12 @@ pub async fn run_rest(
         }
         if let Some(d) = &mut draft {
             d.rec.provider = Some(service.to_owned());
-            d.attempt(service, &upstream_path, format!("{attempts} attempt(s)"));
+            d.rec.attempts = attempts.clone();
         }
         Ok(response)
     }
     .await;
-    // 7. record: the REST call's record (its attempts are counted, not itemised).
+    // 7. record: the REST call's record, each node attempt with its outcome.
     if let Some(d) = draft {
         match &outcome {
             Ok(r) => {

@@ -259,7 +259,10 @@ impl RestService {
         &self,
         route: &RawRoute,
         out: Outgoing<'_>,
-    ) -> (Result<Response, GatewayError>, u32) {
+    ) -> (
+        Result<Response, GatewayError>,
+        Vec<gatehouse_store::Attempt>,
+    ) {
         let Outgoing {
             method,
             path: upstream_path,
@@ -285,14 +288,14 @@ impl RestService {
         // A streamed body can be sent only once.
         let idempotent = self.retries(&method) && body.is_ok();
         let order = self.order();
-        let mut attempts = 0;
+        let mut attempts: Vec<gatehouse_store::Attempt> = Vec::new();
         let mut last_err = GatewayError::UpstreamUnreachable {
             provider: self.name.clone(),
             message: "the service has no upstream node".into(),
         };
         for (i, node) in order.iter().enumerate() {
             let last = i + 1 == order.len() || !idempotent;
-            attempts += 1;
+
             let mut url = format!("{}{upstream_path}", node.url);
             if let Some(q) = query {
                 url.push('?');
@@ -366,6 +369,11 @@ impl RestService {
             match sent {
                 Err(e) => {
                     node.health.record(Outcome::Failure);
+                    attempts.push(gatehouse_store::Attempt {
+                        provider: node.url.clone(),
+                        model: upstream_path.to_owned(),
+                        outcome: "unreachable".into(),
+                    });
                     last_err = GatewayError::UpstreamUnreachable {
                         provider: format!("{} ({})", self.name, node.url),
                         message: e,
@@ -384,6 +392,11 @@ impl RestService {
                     node.health.record(match status {
                         500..=599 => Outcome::Failure,
                         _ => Outcome::Success,
+                    });
+                    attempts.push(gatehouse_store::Attempt {
+                        provider: node.url.clone(),
+                        model: upstream_path.to_owned(),
+                        outcome: status.to_string(),
                     });
                     if matches!(status, 502..=504) && !last {
                         continue;
