@@ -11,6 +11,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::snapshot::Snapshot;
@@ -29,6 +30,13 @@ pub struct Metrics {
     adaptive_in_flight: Family<Labels, Gauge>,
     adaptive_queued: Family<Labels, Gauge>,
     target_up: Family<Labels, Gauge>,
+    requests: Family<Labels, Counter>,
+    duration: Family<Labels, Histogram>,
+    log_written: Counter,
+    log_spilled: Counter,
+    log_replayed: Counter,
+    log_dropped: Counter,
+    log_seen: [AtomicU64; 4],
 }
 
 impl Default for Metrics {
@@ -76,8 +84,44 @@ impl Default for Metrics {
             "1 when routing would send calls to the target, 0 while it is ejected or cooling down",
             target_up.clone(),
         );
+        let requests = Family::<Labels, Counter>::default();
+        r.register(
+            "requests",
+            "Calls by surface, serving provider and status",
+            requests.clone(),
+        );
+        let duration = Family::<Labels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.001, 2.0, 16))) as fn() -> Histogram,
+        );
+        r.register(
+            "request_duration_seconds",
+            "Time to the response headers, by surface (a stream goes on after them)",
+            duration.clone(),
+        );
+        let mut log = |name: &str, help: &str| {
+            let c = Counter::default();
+            r.register(name, help, c.clone());
+            c
+        };
+        let log_written = log("log_records_written", "Call records written to the store");
+        let log_spilled = log(
+            "log_records_spilled",
+            "Call records sent to the spill journal",
+        );
+        let log_replayed = log(
+            "log_records_replayed",
+            "Call records replayed from the spill journal",
+        );
+        let log_dropped = log("log_records_dropped", "Call records lost (must stay 0)");
         Self {
             target_up,
+            requests,
+            duration,
+            log_written,
+            log_spilled,
+            log_replayed,
+            log_dropped,
+            log_seen: Default::default(),
             registry: Mutex::new(r),
             rejections,
             shed,
@@ -103,8 +147,36 @@ impl Metrics {
         self.shed.get_or_create(&label("provider", provider)).inc();
     }
 
+    /// One finished call (to its response headers).
+    pub fn observe(&self, surface: &str, provider: &str, status: u16, took: std::time::Duration) {
+        let labels = vec![
+            ("surface".to_owned(), surface.to_owned()),
+            ("provider".to_owned(), provider.to_owned()),
+            ("status".to_owned(), status.to_string()),
+        ];
+        self.requests.get_or_create(&labels).inc();
+        self.duration
+            .get_or_create(&label("surface", surface))
+            .observe(took.as_secs_f64());
+    }
+
     /// The text exposition, with the current state of `snap`'s limiter and providers.
     pub fn render(&self, snap: &Snapshot) -> String {
+        if let Some(log) = &snap.traffic.calls {
+            let s = &log.stats;
+            for (i, (now, counter)) in [
+                (s.written.load(Ordering::Relaxed), &self.log_written),
+                (s.spilled.load(Ordering::Relaxed), &self.log_spilled),
+                (s.replayed.load(Ordering::Relaxed), &self.log_replayed),
+                (s.dropped.load(Ordering::Relaxed), &self.log_dropped),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let before = self.log_seen[i].swap(now, Ordering::Relaxed);
+                counter.inc_by(now.saturating_sub(before));
+            }
+        }
         let failures = snap.traffic.limiter.failures.load(Ordering::Relaxed);
         let before = self.failures_seen.swap(failures, Ordering::Relaxed);
         self.limiter_failures

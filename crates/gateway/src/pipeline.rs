@@ -37,6 +37,7 @@ pub async fn run(
 ) -> Result<Response, GatewayError> {
     // 1. authenticate: the key names the caller, before a byte of the body is read.
     let principal = authenticate(snap, &headers)?;
+    let started = std::time::Instant::now();
     // The call's record, filled in as the call goes and sent at the end (step 10).
     let mut draft = snap
         .traffic
@@ -288,6 +289,7 @@ pub async fn run(
     Ok(response)
     }
     .await;
+    observe(snap, surface.as_str(), &outcome, started);
     // 10. record: one record per call to the call log, which never makes the call wait (a
     //     stream's record went with its body and is sent when the stream ends).
     if let Some(d) = draft {
@@ -328,6 +330,28 @@ fn retry_after(h: &HeaderMap) -> std::time::Duration {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(1);
     std::time::Duration::from_secs(secs)
+}
+
+/// Counts a finished call in the metrics (to its response headers).
+fn observe(
+    snap: &Snapshot,
+    surface: &str,
+    outcome: &Result<Response, GatewayError>,
+    started: std::time::Instant,
+) {
+    let (status, provider) = match outcome {
+        Ok(r) => (
+            r.status().as_u16(),
+            r.headers()
+                .get("x-gatehouse-provider")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-"),
+        ),
+        Err(e) => (e.status(), "-"),
+    };
+    snap.traffic
+        .metrics
+        .observe(surface, provider, status, started.elapsed());
 }
 
 /// Errors worth another target: the provider could not be reached or did not answer in time.
@@ -835,6 +859,7 @@ pub async fn run_rest(
     }
     // 1. authenticate: the key names the caller, before a byte of the body is read.
     let principal = authenticate(snap, &headers)?;
+    let started = std::time::Instant::now();
     let mut draft = snap.traffic.calls.as_ref().map(|log| {
         let mut d = Draft::new(log, &id.0, &principal, "rest");
         d.rec.service = Some(service.to_owned());
@@ -992,6 +1017,7 @@ pub async fn run_rest(
         Ok(response)
     }
     .await;
+    observe(snap, "rest", &outcome, started);
     // 7. record: the REST call's record, each node attempt with its outcome.
     if let Some(d) = draft {
         match &outcome {
