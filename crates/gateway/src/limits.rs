@@ -55,6 +55,21 @@ struct Compiled {
     alerts: Option<Arc<AlertSpec>>,
 }
 
+impl Compiled {
+    /// This policy's counters, labelled by rule alone (for reading them, not for a call).
+    fn plain_checks(&self, each: Option<&str>) -> Vec<Check> {
+        self.rules
+            .iter()
+            .enumerate()
+            .map(|(i, (rule, label))| Check {
+                counter: counter_key(&self.policy.name, i, each),
+                rule: Arc::clone(rule),
+                label: label.clone(),
+            })
+            .collect()
+    }
+}
+
 /// The policies of a snapshot.
 #[derive(Debug, Default)]
 pub struct Policies {
@@ -246,13 +261,9 @@ impl Policies {
             };
             let scope = scope_text(p, each.as_deref());
             for (i, (rule, label)) in c.rules.iter().enumerate() {
-                let counter = match &each {
-                    Some(e) => format!("{}:{i}:{e}", p.name),
-                    None => format!("{}:{i}", p.name),
-                };
                 out.push((
                     Check {
-                        counter,
+                        counter: counter_key(&p.name, i, each.as_deref()),
                         rule: Arc::clone(rule),
                         label: format!("policy `{}` allows {label} for {scope}", p.name),
                     },
@@ -266,17 +277,7 @@ impl Policies {
     /// The counters of an `each` policy for one value (`key=abc`, `app=acme/web`…).
     pub fn each_checks(&self, name: &str, each: &str) -> Option<Vec<Check>> {
         let c = self.compiled.iter().find(|c| c.policy.name == name)?;
-        Some(
-            c.rules
-                .iter()
-                .enumerate()
-                .map(|(i, (rule, label))| Check {
-                    counter: format!("{name}:{i}:{each}"),
-                    rule: Arc::clone(rule),
-                    label: label.clone(),
-                })
-                .collect(),
-        )
+        Some(c.plain_checks(Some(each)))
     }
 
     /// Every counter of a policy that exists regardless of calls (not `each` ones).
@@ -285,17 +286,15 @@ impl Policies {
         if c.policy.each.is_some() {
             return None;
         }
-        Some(
-            c.rules
-                .iter()
-                .enumerate()
-                .map(|(i, (rule, label))| Check {
-                    counter: format!("{name}:{i}"),
-                    rule: Arc::clone(rule),
-                    label: label.clone(),
-                })
-                .collect(),
-        )
+        Some(c.plain_checks(None))
+    }
+}
+
+/// The shared-store key of one rule's counter: `policy:rule[:each]`.
+fn counter_key(policy: &str, rule: usize, each: Option<&str>) -> String {
+    match each {
+        Some(e) => format!("{policy}:{rule}:{e}"),
+        None => format!("{policy}:{rule}"),
     }
 }
 

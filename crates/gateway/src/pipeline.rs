@@ -436,6 +436,36 @@ async fn admit(
         .map(Some)
 }
 
+/// Admits one call to a REST service under the policies that apply to it (requests and
+/// concurrency; a service call has no tokens or price). `None` when no policy applies.
+async fn admit_service(
+    snap: &Snapshot,
+    principal: &Principal,
+    service: &str,
+    id: &RequestId,
+) -> Result<Option<Admission>, GatewayError> {
+    let scope = CallScope {
+        principal,
+        model: "",
+        service: Some(service),
+    };
+    let checks = snap.policies.checks(&scope);
+    if checks.is_empty() {
+        return Ok(None);
+    }
+    let ask = limits::Ask {
+        checks,
+        prompt_tokens: 0,
+        max_output: Some(0),
+        price: None,
+        lease_ttl: std::time::Duration::from_secs(660),
+        request_id: &id.0,
+    };
+    limits::admit(&snap.traffic, &snap.policies, ask)
+        .await
+        .map(Some)
+}
+
 /// The prompt's tokens and the output cap the client set, by surface.
 fn prompt_of(call: &Call, model: &str) -> Result<(u64, Option<u32>), GatewayError> {
     Ok(match call.surface {
@@ -904,24 +934,8 @@ pub async fn run_rest(
         // An upgrade (WebSocket) is passed through to one node as it is: no body, no retries,
         //    limits counted at the handshake.
         if let (true, Some(on_upgrade)) = (rest::is_upgrade(&headers), on_upgrade) {
-            let scope = CallScope {
-                principal: &principal,
-                model: "",
-                service: Some(service),
-            };
-            let checks = snap.policies.checks(&scope);
-            if !checks.is_empty() {
-                let ask = limits::Ask {
-                    checks,
-                    prompt_tokens: 0,
-                    max_output: Some(0),
-                    price: None,
-                    lease_ttl: std::time::Duration::from_secs(660),
-                    request_id: &id.0,
-                };
-                limits::admit(&snap.traffic, &snap.policies, ask)
-                    .await?
-                    .settle(Tokens::default());
+            if let Some(admission) = admit_service(snap, &principal, service, &id).await? {
+                admission.settle(Tokens::default());
             }
             let out = rest::Outgoing {
                 method,
@@ -953,25 +967,7 @@ pub async fn run_rest(
             rest::Upload::Streaming(body)
         };
         // 5. admit: the policies that apply to the service (requests and concurrency).
-        let scope = CallScope {
-            principal: &principal,
-            model: "",
-            service: Some(service),
-        };
-        let checks = snap.policies.checks(&scope);
-        let admission = if checks.is_empty() {
-            None
-        } else {
-            let ask = limits::Ask {
-                checks,
-                prompt_tokens: 0,
-                max_output: Some(0),
-                price: None,
-                lease_ttl: std::time::Duration::from_secs(660),
-                request_id: &id.0,
-            };
-            Some(limits::admit(&snap.traffic, &snap.policies, ask).await?)
-        };
+        let admission = admit_service(snap, &principal, service, &id).await?;
         let mut rate = HeaderMap::new();
         if let Some(a) = &admission {
             a.headers(&mut rate);

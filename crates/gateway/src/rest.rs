@@ -198,47 +198,29 @@ impl RestService {
     fn order(&self) -> Vec<&Node> {
         use crate::config::Strategy;
         let mut pool: Vec<&Node> = self.nodes.iter().filter(|n| n.weight > 0).collect();
-        let mut out = match self.strategy {
-            Strategy::Weighted | Strategy::LowestCost => Vec::with_capacity(pool.len()),
-            Strategy::Ordered => std::mem::take(&mut pool),
+        match self.strategy {
+            Strategy::Weighted | Strategy::LowestCost => {
+                pool = crate::snapshot::weighted_order(pool, |n| n.weight);
+            }
+            Strategy::Ordered => {}
             Strategy::RoundRobin => {
                 if !pool.is_empty() {
                     let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let len = pool.len();
                     pool.rotate_left(n % len);
                 }
-                std::mem::take(&mut pool)
             }
             Strategy::LeastInFlight => {
                 fastrand::shuffle(&mut pool);
                 pool.sort_by_key(|n| n.health.in_flight());
-                std::mem::take(&mut pool)
             }
             Strategy::LowestLatency => {
                 fastrand::shuffle(&mut pool);
                 pool.sort_by(|a, b| a.health.latency_us().total_cmp(&b.health.latency_us()));
-                std::mem::take(&mut pool)
             }
-        };
-        while !pool.is_empty() {
-            let total: u64 = pool.iter().map(|n| u64::from(n.weight)).sum();
-            let mut r = fastrand::u64(0..total.max(1));
-            let i = pool
-                .iter()
-                .position(|n| {
-                    let w = u64::from(n.weight);
-                    if r < w {
-                        true
-                    } else {
-                        r -= w;
-                        false
-                    }
-                })
-                .unwrap_or(0);
-            out.push(pool.remove(i));
         }
-        out.sort_by_key(|n| !n.health.available());
-        out
+        pool.sort_by_key(|n| !n.health.available());
+        pool
     }
 
     /// Whether a failed call with this method moves on to the next node (so its body must be
@@ -474,12 +456,7 @@ fn edit_json(body: bytes::Bytes, edit: &RawJsonEdit) -> bytes::Bytes {
 /// The upstream response with its JSON body edited (read whole, up to 32 MiB).
 async fn relay_edited(resp: reqwest::Response, edit: &RawJsonEdit) -> Response {
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut headers = HeaderMap::new();
-    for (k, v) in resp.headers() {
-        if !HOP_BY_HOP.contains(&k.as_str()) && k.as_str() != "content-length" {
-            headers.append(k.clone(), v.clone());
-        }
-    }
+    let headers = end_to_end(resp.headers());
     let body = match resp.bytes().await {
         Ok(b) if b.len() <= 32 << 20 => edit_json(b, edit),
         Ok(b) => b,
@@ -664,14 +641,20 @@ pub fn allowed_origin(cors: &RawCors, headers: &HeaderMap) -> Option<HeaderValue
 fn relay(resp: reqwest::Response) -> Response {
     let resp: http::Response<reqwest::Body> = resp.into();
     let (parts, body) = resp.into_parts();
-    let mut headers = HeaderMap::new();
-    for (k, v) in &parts.headers {
-        if !HOP_BY_HOP.contains(&k.as_str()) && k.as_str() != "content-length" {
+    let mut out = Response::new(Body::new(body));
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = end_to_end(&parts.headers);
+    out
+}
+
+/// An upstream response's headers as the client gets them: without the hop-by-hop ones and
+/// without `content-length` (the body is re-framed on the way out).
+fn end_to_end(upstream: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(upstream.len());
+    for (k, v) in upstream {
+        if !HOP_BY_HOP.contains(&k.as_str()) && k != http::header::CONTENT_LENGTH {
             headers.append(k.clone(), v.clone());
         }
     }
-    let mut out = Response::new(Body::new(body));
-    *out.status_mut() = parts.status;
-    *out.headers_mut() = headers;
-    out
+    headers
 }

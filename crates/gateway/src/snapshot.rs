@@ -131,27 +131,32 @@ impl LogicalModel {
                 return;
             }
         }
-        {
-            let mut pool = pool;
-            while !pool.is_empty() {
-                let total: u64 = pool.iter().map(|t| u64::from(t.weight)).sum();
-                let mut r = fastrand::u64(0..total);
-                let i = pool
-                    .iter()
-                    .position(|t| {
-                        let w = u64::from(t.weight);
-                        if r < w {
-                            true
-                        } else {
-                            r -= w;
-                            false
-                        }
-                    })
-                    .unwrap_or(0);
-                out.push(pool.remove(i).clone());
-            }
-        }
+        out.extend(weighted_order(pool, |t| t.weight).into_iter().cloned());
     }
+}
+
+/// Orders `pool` by repeated weighted draws without replacement: the first place goes to
+/// each member in proportion to its weight, the next among those left, and so on.
+pub(crate) fn weighted_order<T>(mut pool: Vec<T>, weight: impl Fn(&T) -> u32) -> Vec<T> {
+    let mut out = Vec::with_capacity(pool.len());
+    while !pool.is_empty() {
+        let total: u64 = pool.iter().map(|t| u64::from(weight(t))).sum();
+        let mut r = fastrand::u64(0..total.max(1));
+        let i = pool
+            .iter()
+            .position(|t| {
+                let w = u64::from(weight(t));
+                if r < w {
+                    true
+                } else {
+                    r -= w;
+                    false
+                }
+            })
+            .unwrap_or(0);
+        out.push(pool.remove(i));
+    }
+    out
 }
 
 /// Where a call may go, in order, and how hard to try.

@@ -37,15 +37,9 @@ pub(crate) struct Rotate {
     pub(crate) overlap: Option<String>,
 }
 
-/// `30d` and everything `parse_duration` reads, as milliseconds.
-fn millis(field: &str, s: &str) -> Result<i64, ApiError> {
-    let d = match s
-        .strip_suffix('d')
-        .and_then(|n| n.trim().parse::<u64>().ok())
-    {
-        Some(days) => std::time::Duration::from_secs(days.saturating_mul(86_400)),
-        None => parse_duration(s).map_err(|e| ApiError::field(field, e))?,
-    };
+/// A duration (`500ms` … `30d`) as milliseconds.
+pub(crate) fn millis(field: &str, s: &str) -> Result<i64, ApiError> {
+    let d = parse_duration(s).map_err(|e| ApiError::field(field, e))?;
     i64::try_from(d.as_millis()).map_err(|_| ApiError::field(field, "too long"))
 }
 

@@ -244,17 +244,9 @@ pub(crate) async fn create_token(
     }
     let expires_at = match body.expires_in.as_deref() {
         None => None,
-        Some(s) => {
-            let d = match s.strip_suffix('d').and_then(|n| n.parse::<i64>().ok()) {
-                Some(days) => days.saturating_mul(86_400_000),
-                None => gatehouse_gateway::config::parse_duration(s)
-                    .map_err(|e| ApiError::field("expires_in", e))?
-                    .as_millis()
-                    .try_into()
-                    .unwrap_or(i64::MAX),
-            };
-            Some(gatehouse_store::ids::now_ms().saturating_add(d))
-        }
+        Some(s) => Some(
+            gatehouse_store::ids::now_ms().saturating_add(super::keys::millis("expires_in", s)?),
+        ),
     };
     let secret = format!(
         "{ADMIN_TOKEN_PREFIX}{}",

@@ -117,6 +117,9 @@ fn sizes_and_durations_parse() {
     assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
     assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
     assert!(parse_duration("soon").is_err());
+    assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+    assert!(parse_duration("99999999999999999999d").is_err());
+    assert!(parse_duration("999999999999999999d").is_err());
 }
 
 #[test]
