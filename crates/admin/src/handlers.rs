@@ -4,6 +4,7 @@
 //! `kind_handlers!` so each route has a named handler.
 
 pub(crate) mod alerts;
+pub(crate) mod analytics;
 pub(crate) mod audit;
 pub(crate) mod calls;
 pub(crate) mod health;
@@ -427,6 +428,51 @@ pub(crate) mod account {
         Query(q): Query<calls::CallQuery>,
     ) -> Result<Json<Value>> {
         calls::list(&s, &c, q).await
+    }
+
+    #[utoipa::path(get, path = "/admin/v1/calls/export", tag = "calls", params(calls::CallQuery), responses((status = 200, description = "Every matching record, streamed as JSON lines (`format=jsonl`, the default) or CSV (`format=csv`); bodies are left out")))]
+    pub(crate) async fn export_calls(
+        State(s): State<AdminState>,
+        c: Caller,
+        Query(q): Query<calls::CallQuery>,
+    ) -> Result<Response> {
+        calls::export(&s, &c, q).await
+    }
+
+    #[utoipa::path(get, path = "/admin/v1/calls/{id}", tag = "calls", params(("id" = String, Path)), responses((status = 200, description = "One record in full, with the bodies its capture policy kept (redacted)"), (status = 404, body = crate::openapi::ErrorDoc)))]
+    pub(crate) async fn call(
+        State(s): State<AdminState>,
+        c: Caller,
+        Path(id): Path<String>,
+    ) -> Result<Json<Value>> {
+        calls::get(&s, &c, &id).await
+    }
+
+    #[utoipa::path(get, path = "/admin/v1/analytics/series", tag = "analytics", params(analytics::AnalyticsQuery), responses((status = 200, description = "Time series of requests, errors, tokens, cost, latency and TTFT percentiles, one per group")))]
+    pub(crate) async fn series(
+        State(s): State<AdminState>,
+        c: Caller,
+        Query(q): Query<analytics::AnalyticsQuery>,
+    ) -> Result<Json<Value>> {
+        analytics::series(&s, &c, q).await
+    }
+
+    #[utoipa::path(get, path = "/admin/v1/analytics/totals", tag = "analytics", params(analytics::AnalyticsQuery), responses((status = 200, description = "Totals over the window, per group")))]
+    pub(crate) async fn totals(
+        State(s): State<AdminState>,
+        c: Caller,
+        Query(q): Query<analytics::AnalyticsQuery>,
+    ) -> Result<Json<Value>> {
+        analytics::totals(&s, &c, q).await
+    }
+
+    #[utoipa::path(get, path = "/admin/v1/analytics/top", tag = "analytics", params(analytics::AnalyticsQuery), responses((status = 200, description = "The largest groups of one dimension (`by`) ranked by requests, errors, tokens or cost")))]
+    pub(crate) async fn top(
+        State(s): State<AdminState>,
+        c: Caller,
+        Query(q): Query<analytics::AnalyticsQuery>,
+    ) -> Result<Json<Value>> {
+        analytics::top(&s, &c, q).await
     }
 
     #[utoipa::path(get, path = "/admin/v1/health", tag = "routing", responses((status = 200, description = "Every target's circuit state (healthy, ejected, half_open, cooling_down) and adaptive concurrency"), (status = 403, body = crate::openapi::ErrorDoc)))]

@@ -31,6 +31,17 @@ pub struct AdminState {
 }
 
 /// Serves the admin API until `shutdown` resolves.
+/// The admin listener of a node without a store (`--config` alone, `--demo`): `/metrics` only.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    data: gatehouse_gateway::snapshot::Shared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, routes::metrics_only(data))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AdminState,

@@ -62,6 +62,7 @@ impl Modify for Security {
         account::revoke_token, account::users, account::create_user, account::delete_user,
         account::members, account::set_member, account::remove_member, account::catalog,
         account::audit, account::policy_usage, account::alerts, account::health, account::calls,
+        account::export_calls, account::call, account::series, account::totals, account::top,
         tenants::list, tenants::get, tenants::create, tenants::replace, tenants::delete,
         providers::list, providers::get, providers::create, providers::replace, providers::delete,
         models::list, models::get, models::create, models::replace, models::delete,

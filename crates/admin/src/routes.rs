@@ -88,6 +88,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/alerts", get(account::alerts))
         .route("/health", get(account::health))
         .route("/calls", get(account::calls))
+        .route("/calls/export", get(account::export_calls))
+        .route("/calls/{id}", get(account::call))
+        .route("/analytics/series", get(account::series))
+        .route("/analytics/totals", get(account::totals))
+        .route("/analytics/top", get(account::top))
         .route("/catalog", get(account::catalog))
         .route("/subscriptions", get(subs::list))
         .route("/subscriptions/{id}", get(subs::get))
@@ -108,19 +113,46 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
+/// A node without a store has no admin API, but Prometheus still scrapes it.
+pub(crate) fn metrics_only(data: gatehouse_gateway::snapshot::Shared) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(
+                |State(data): State<gatehouse_gateway::snapshot::Shared>| async move {
+                    exposition(&data)
+                },
+            ),
+        )
+        .fallback(|req: Request| async move {
+            ApiError::NoRoute(format!(
+                "{} {} (this node has no store: its admin listener serves /metrics alone)",
+                req.method(),
+                req.uri().path()
+            ))
+        })
+        .layer(middleware::from_fn(no_store))
+        .with_state(data)
+}
+
+fn exposition(data: &gatehouse_gateway::snapshot::Shared) -> Response {
+    let snap = data.load();
+    let text = snap.traffic.metrics.render(&snap);
+    let mut resp = text.into_response();
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
+}
+
 async fn metrics(State(state): State<AdminState>) -> Result<Response, ApiError> {
     let Some(data) = &state.data else {
         return Err(ApiError::Conflict(
             "this node serves no gateway, so it has no metrics".into(),
         ));
     };
-    let text = data.load().traffic.metrics.render(&data.load());
-    let mut resp = text.into_response();
-    resp.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    Ok(resp)
+    Ok(exposition(data))
 }
 
 async fn no_route(req: Request) -> ApiError {

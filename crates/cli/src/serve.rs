@@ -61,7 +61,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(policy) = &args.capture_bodies {
         raw.server.capture_bodies = Some(match policy.as_str() {
             "errors" => CaptureBodies::Errors,
-            "all" => CaptureBodies::All,
+            "full" | "all" => CaptureBodies::Full,
             _ => CaptureBodies::Off,
         });
     }
@@ -96,7 +96,25 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             };
             let hasher = Arc::new(gatehouse_store::secrets::MasterKey::ephemeral()?);
             let snap = Snapshot::build_with(cfg, None, hasher, traffic, None)?;
-            (snap.into_shared(), server)
+            let shared = snap.into_shared();
+            // No store, so no admin API; the admin listener still serves /metrics.
+            match tokio::net::TcpListener::bind(server.admin_listen).await {
+                Ok(l) => {
+                    tracing::info!(addr = %server.admin_listen, "metrics listening (/metrics)");
+                    let data = Arc::clone(&shared);
+                    let until = stopped();
+                    tokio::spawn(async move {
+                        if let Err(e) = gatehouse_admin::serve_metrics(l, data, until).await {
+                            tracing::error!(error = %e, "metrics listener stopped");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(
+                    addr = %server.admin_listen, error = %e,
+                    "cannot listen for /metrics; the gateway runs without it (set server.admin_listen)"
+                ),
+            }
+            (shared, server)
         }
         Some(node) => {
             raw.server.store = Some(node.store_url.clone());
@@ -135,8 +153,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 limiter: limiter(&server).await?,
                 alerter: Arc::new(Alerter::new(Some(store.clone()))),
                 metrics: Arc::default(),
-                calls: Some(CallLog::start(store.clone(), spill)),
+                calls: Some(CallLog::start(
+                    store.clone(),
+                    spill,
+                    server.call_log.body_limit,
+                )),
             };
+            tokio::spawn(gatehouse_gateway::record::retain(
+                store.clone(),
+                server.call_log,
+            ));
             let snapshot = reload::build(&store, &settings, &hasher, &traffic, None).await?;
             let shared = snapshot.into_shared();
             tokio::spawn(reload::run(

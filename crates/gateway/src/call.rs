@@ -111,6 +111,8 @@ impl Call {
 pub struct Envelope {
     pub model: String,
     pub stream: bool,
+    /// OpenAI's `user`: the end user the client names, for call records.
+    pub user: Option<String>,
     /// Byte range of the `model` value (quotes included) in the body, for the pass-through rewrite.
     model_span: (usize, usize),
 }
@@ -121,6 +123,8 @@ struct RawEnvelope<'a> {
     model: Option<&'a RawValue>,
     #[serde(default)]
     stream: Option<bool>,
+    #[serde(default)]
+    user: Option<serde_json::Value>,
 }
 
 impl Envelope {
@@ -157,6 +161,10 @@ impl Envelope {
         Ok(Self {
             model,
             stream: raw.stream.unwrap_or(false),
+            user: match raw.user {
+                Some(serde_json::Value::String(u)) if !u.is_empty() => Some(u),
+                _ => None,
+            },
             model_span: (start, end),
         })
     }

@@ -75,6 +75,9 @@ pub struct RawServer {
     pub redis: Option<String>,
     /// Which request and response bodies call records keep.
     pub capture_bodies: Option<CaptureBodies>,
+    /// Body size cap and retention of the call log.
+    #[serde(default)]
+    pub call_log: RawCallLog,
     /// How limits behave.
     #[serde(default)]
     pub limits: RawLimitSettings,
@@ -90,6 +93,17 @@ pub struct RawLimitSettings {
     pub default_output_tokens: Option<u32>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCallLog {
+    /// Largest body a record keeps, e.g. `16KiB` (default); the rest is cut and marked.
+    pub body_limit: Option<String>,
+    /// How long raw records are kept, e.g. `30d` (default).
+    pub keep_records: Option<String>,
+    /// How long per-minute rollups are kept, e.g. `400d` (default).
+    pub keep_rollups: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnRedisError {
@@ -98,8 +112,9 @@ pub enum OnRedisError {
     FailOpen,
 }
 
-/// Which bodies the call log keeps (the call log applies it; see the configuration reference).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Which bodies call records keep: for the node (`server.capture_bodies`), overridden per tenant
+/// and then per service. Kept bodies are size-capped and redacted (see `record::seal`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CaptureBodies {
     /// Metadata only: no bodies.
@@ -108,7 +123,8 @@ pub enum CaptureBodies {
     /// Bodies of failed calls.
     Errors,
     /// Every body.
-    All,
+    #[serde(alias = "all")]
+    Full,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -361,8 +377,27 @@ pub struct Server {
     pub master_key_file: Option<PathBuf>,
     pub redis: Option<String>,
     pub capture_bodies: CaptureBodies,
+    pub call_log: CallLogCfg,
     pub on_redis_error: OnRedisError,
     pub default_output_tokens: u32,
+}
+
+/// The call log's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLogCfg {
+    pub body_limit: usize,
+    pub keep_records: Duration,
+    pub keep_rollups: Duration,
+}
+
+impl Default for CallLogCfg {
+    fn default() -> Self {
+        Self {
+            body_limit: 16 * 1024,
+            keep_records: Duration::from_secs(30 * 86_400),
+            keep_rollups: Duration::from_secs(400 * 86_400),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -449,6 +484,29 @@ impl RawConfig {
                 p.add("server.max_body", e);
                 DEFAULT_MAX_BODY
             }),
+        };
+        let call_log = {
+            let d = CallLogCfg::default();
+            let raw = &self.server.call_log;
+            CallLogCfg {
+                body_limit: match &raw.body_limit {
+                    None => d.body_limit,
+                    Some(s) => parse_size(s).unwrap_or_else(|e| {
+                        p.add("server.call_log.body_limit", e);
+                        d.body_limit
+                    }),
+                },
+                keep_records: p.duration(
+                    "server.call_log.keep_records",
+                    raw.keep_records.as_deref(),
+                    d.keep_records,
+                ),
+                keep_rollups: p.duration(
+                    "server.call_log.keep_rollups",
+                    raw.keep_rollups.as_deref(),
+                    d.keep_rollups,
+                ),
+            }
         };
         let drain_timeout = p.duration(
             "server.drain_timeout",
@@ -710,6 +768,7 @@ impl RawConfig {
                 master_key_file: self.server.master_key_file,
                 redis: self.server.redis,
                 capture_bodies: self.server.capture_bodies.unwrap_or_default(),
+                call_log,
                 on_redis_error: self.server.limits.on_redis_error.unwrap_or_default(),
                 default_output_tokens: self.server.limits.default_output_tokens.unwrap_or(1024),
             },

@@ -13,14 +13,33 @@ use crate::{models, pipeline};
 
 type Snap = State<Shared>;
 
+/// The client's address (the TCP peer), when the listener knows it.
+pub(crate) struct ClientIp(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 async fn proxy(
     snap: &Snapshot,
     id: RequestId,
     surface: Surface,
-    headers: HeaderMap,
+    (headers, client): (HeaderMap, ClientIp),
     body: Body,
 ) -> Response {
-    pipeline::run(snap, id, surface, headers, body)
+    pipeline::run(snap, id, surface, headers, body, client.0)
         .await
         .into_response()
 }
@@ -28,28 +47,52 @@ async fn proxy(
 pub(crate) async fn chat(
     State(snap): Snap,
     Extension(id): Extension<RequestId>,
+    client: ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    proxy(&snap.load_full(), id, Surface::Chat, headers, body).await
+    proxy(
+        &snap.load_full(),
+        id,
+        Surface::Chat,
+        (headers, client),
+        body,
+    )
+    .await
 }
 
 pub(crate) async fn completions(
     State(snap): Snap,
     Extension(id): Extension<RequestId>,
+    client: ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    proxy(&snap.load_full(), id, Surface::Completions, headers, body).await
+    proxy(
+        &snap.load_full(),
+        id,
+        Surface::Completions,
+        (headers, client),
+        body,
+    )
+    .await
 }
 
 pub(crate) async fn embeddings(
     State(snap): Snap,
     Extension(id): Extension<RequestId>,
+    client: ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    proxy(&snap.load_full(), id, Surface::Embeddings, headers, body).await
+    proxy(
+        &snap.load_full(),
+        id,
+        Surface::Embeddings,
+        (headers, client),
+        body,
+    )
+    .await
 }
 
 pub(crate) async fn list_models(

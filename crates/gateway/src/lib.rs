@@ -22,6 +22,7 @@ pub mod models;
 pub mod pipeline;
 pub mod providers;
 pub mod record;
+pub mod redact;
 pub mod reload;
 pub mod rest;
 pub mod routes;

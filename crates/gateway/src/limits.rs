@@ -463,6 +463,8 @@ pub struct Tokens {
     pub input: u64,
     pub cached: u64,
     pub output: u64,
+    /// Of `output`, the tokens spent reasoning (for records; limits count `output`).
+    pub reasoning: u64,
 }
 
 impl Admission {
@@ -561,6 +563,7 @@ impl Drop for Admission {
                 input,
                 cached: 0,
                 output: 0,
+                reasoning: 0,
             });
         }
     }
@@ -625,6 +628,10 @@ pub fn usage_of(body: &[u8]) -> Option<Tokens> {
             .map(|d| d.cached_tokens)
             .unwrap_or(0),
         output: u.completion_tokens,
+        reasoning: u
+            .completion_tokens_details
+            .as_ref()
+            .map_or(0, |d| d.reasoning_tokens),
     })
 }
 
@@ -648,7 +655,8 @@ mod tests {
             Some(Tokens {
                 input: 10,
                 cached: 4,
-                output: 5
+                output: 5,
+                reasoning: 0,
             })
         );
         assert_eq!(usage_of(b"{}"), None);

@@ -1,8 +1,9 @@
-//! Prometheus metrics of traffic control (served at `/metrics` on the admin listener).
+//! Prometheus metrics (served at `/metrics` on the admin listener).
 //!
-//! Events are counted where they happen (refusals, sheds); the state of limiters and adaptive
-//! providers is read when Prometheus scrapes. The call-log issue adds request, latency and token
-//! metrics to this registry.
+//! Events are counted where they happen (refusals, sheds, calls to their headers); durations,
+//! time to first token, tokens and cost come from each call's record when the call ends; the
+//! state of limiters, adaptive providers, targets and the call log is read when Prometheus
+//! scrapes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -37,6 +38,12 @@ pub struct Metrics {
     log_replayed: Counter,
     log_dropped: Counter,
     log_seen: [AtomicU64; 4],
+    log_queue: Gauge,
+    call_duration: Family<Labels, Histogram>,
+    ttft: Family<Labels, Histogram>,
+    overhead: Family<Labels, Histogram>,
+    tokens: Family<Labels, Counter>,
+    cost: Family<Labels, Counter<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -113,7 +120,53 @@ impl Default for Metrics {
             "Call records replayed from the spill journal",
         );
         let log_dropped = log("log_records_dropped", "Call records lost (must stay 0)");
+        let log_queue = Gauge::default();
+        r.register(
+            "log_queue_depth",
+            "Call records waiting to be written",
+            log_queue.clone(),
+        );
+        // Calls: 5 ms to ~41 s; the gateway's own share: 25 µs to ~0.2 s.
+        let calls = || Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        let fine = || Histogram::new(exponential_buckets(0.000_025, 2.0, 14));
+        let seconds = |f: fn() -> Histogram| Family::<Labels, Histogram>::new_with_constructor(f);
+        let call_duration = seconds(calls);
+        r.register(
+            "call_duration_seconds",
+            "Whole calls, streams to their last byte, by surface and serving model",
+            call_duration.clone(),
+        );
+        let ttft = seconds(calls);
+        r.register(
+            "time_to_first_token_seconds",
+            "Streams: time from the request to the first token, by serving model",
+            ttft.clone(),
+        );
+        let overhead = seconds(fine);
+        r.register(
+            "gateway_overhead_seconds",
+            "The gateway's own time in a call (total minus time waiting on upstreams)",
+            overhead.clone(),
+        );
+        let tokens = Family::<Labels, Counter>::default();
+        r.register(
+            "tokens",
+            "Tokens by serving model, provider and kind (input, output, cached, reasoning)",
+            tokens.clone(),
+        );
+        let cost = Family::<Labels, Counter<f64, AtomicU64>>::default();
+        r.register(
+            "cost_usd",
+            "Spend in US dollars at catalog prices, by serving model and provider",
+            cost.clone(),
+        );
         Self {
+            log_queue,
+            call_duration,
+            ttft,
+            overhead,
+            tokens,
+            cost,
             target_up,
             requests,
             duration,
@@ -148,9 +201,16 @@ impl Metrics {
     }
 
     /// One finished call (to its response headers).
-    pub fn observe(&self, surface: &str, provider: &str, status: u16, took: std::time::Duration) {
+    pub fn observe(
+        &self,
+        surface: &str,
+        (model, provider): (&str, &str),
+        status: u16,
+        took: std::time::Duration,
+    ) {
         let labels = vec![
             ("surface".to_owned(), surface.to_owned()),
+            ("model".to_owned(), model.to_owned()),
             ("provider".to_owned(), provider.to_owned()),
             ("status".to_owned(), status.to_string()),
         ];
@@ -160,9 +220,59 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// A finished call's record (streams: at their end): durations, tokens and cost.
+    pub fn call(&self, r: &gatehouse_store::CallRecord) {
+        let model = r.model_served.as_deref().unwrap_or("-");
+        let provider = r.provider.as_deref().unwrap_or("-");
+        let secs = |ms: i64| ms as f64 / 1e3;
+        self.call_duration
+            .get_or_create(&vec![
+                ("surface".to_owned(), r.surface.clone()),
+                ("model".to_owned(), model.to_owned()),
+            ])
+            .observe(secs(r.duration_ms));
+        self.overhead
+            .get_or_create(&label("surface", &r.surface))
+            .observe(r.overhead_us as f64 / 1e6);
+        if let Some(t) = r.ttft_ms {
+            self.ttft
+                .get_or_create(&label("model", model))
+                .observe(secs(t));
+        }
+        if r.model_served.is_none() {
+            return;
+        }
+        for (kind, n) in [
+            ("input", r.input_tokens),
+            ("output", r.output_tokens),
+            ("cached", r.cached_tokens),
+            ("reasoning", r.reasoning_tokens),
+        ] {
+            if n > 0 {
+                self.tokens
+                    .get_or_create(&vec![
+                        ("model".to_owned(), model.to_owned()),
+                        ("provider".to_owned(), provider.to_owned()),
+                        ("kind".to_owned(), kind.to_owned()),
+                    ])
+                    .inc_by(u64::try_from(n).unwrap_or(0));
+            }
+        }
+        if r.cost_nano > 0 {
+            self.cost
+                .get_or_create(&vec![
+                    ("model".to_owned(), model.to_owned()),
+                    ("provider".to_owned(), provider.to_owned()),
+                ])
+                .inc_by(r.cost_nano as f64 / 1e9);
+        }
+    }
+
     /// The text exposition, with the current state of `snap`'s limiter and providers.
     pub fn render(&self, snap: &Snapshot) -> String {
         if let Some(log) = &snap.traffic.calls {
+            self.log_queue
+                .set(i64::try_from(log.queued()).unwrap_or(i64::MAX));
             let s = &log.stats;
             for (i, (now, counter)) in [
                 (s.written.load(Ordering::Relaxed), &self.log_written),

@@ -34,16 +34,20 @@ pub async fn run(
     surface: Surface,
     headers: HeaderMap,
     body: Body,
+    client: Option<std::net::IpAddr>,
 ) -> Result<Response, GatewayError> {
     // 1. authenticate: the key names the caller, before a byte of the body is read.
     let principal = authenticate(snap, &headers)?;
     let started = std::time::Instant::now();
     // The call's record, filled in as the call goes and sent at the end (step 10).
-    let mut draft = snap
-        .traffic
-        .calls
-        .as_ref()
-        .map(|log| Draft::new(log, &id.0, &principal, surface.as_str()));
+    let mut draft = Some(Draft::new(
+        &snap.traffic,
+        &id.0,
+        &principal,
+        surface.as_str(),
+        &headers,
+        client,
+    ));
     let outcome: Result<Response, GatewayError> = async {
     // 2. read the body, refusing it as soon as it passes `server.max_body`.
     let call = Call::read(id, surface, headers, body, snap.max_body).await?;
@@ -52,9 +56,16 @@ pub async fn run(
     if let Some(d) = &mut draft {
         d.rec.model_asked = envelope.model.clone();
         d.rec.stream = envelope.stream;
+        if d.rec.end_user.is_none() {
+            d.rec.end_user = envelope.user.clone();
+        }
     }
     // 4. authorise: the key's scopes and its app's subscriptions must cover the model.
     let service = authorise(snap, &principal, &envelope.model)?;
+    if let Some(d) = &mut draft {
+        d.capture_from(&snap.capture, service.as_deref());
+        d.request_body(&call.body);
+    }
     // 5. plan the route: a logical model's targets tier by tier, then its fallbacks' (or one
     //    `provider/model` target).
     let plan = plan_route(snap, &envelope.model, &call.headers)?;
@@ -178,6 +189,7 @@ pub async fn run(
                 Err(e) => {
                     target.health.record(health::Outcome::Failure);
                     if let Some(d) = &mut draft {
+                        d.upstream_time(sent_at.elapsed());
                         let what = e.code().unwrap_or_else(|| "failed".into());
                         d.attempt(&target.upstream.cfg.name, &target.model, what);
                     }
@@ -215,6 +227,7 @@ pub async fn run(
                 }
             }
             if let Some(d) = &mut draft {
+                d.upstream_time(sent_at.elapsed());
                 let outcome = if (200..300).contains(&status) {
                     "ok".to_owned()
                 } else {
@@ -230,7 +243,12 @@ pub async fn run(
             }
             if !(200..300).contains(&status) {
                 let retry_after = upstream.headers().get(RETRY_AFTER).cloned();
-                let body = target.upstream.read_body(upstream, deadline).await?;
+                let reading = Instant::now();
+                let body = target.upstream.read_body(upstream, deadline).await;
+                if let Some(d) = &mut draft {
+                    d.upstream_time(reading.elapsed());
+                }
+                let body = body?;
                 let err = upstream_error(target, &outbound.translation, status, &body, retry_after);
                 let code = match &err {
                     GatewayError::Upstream { body, .. } => body.error.code.clone(),
@@ -293,13 +311,7 @@ pub async fn run(
     // 10. record: one record per call to the call log, which never makes the call wait (a
     //     stream's record went with its body and is sent when the stream ends).
     if let Some(d) = draft {
-        match &outcome {
-            Ok(r) => {
-                let code = (!r.status().is_success()).then(|| r.status().as_u16().to_string());
-                d.finish(r.status().as_u16(), code.as_deref());
-            }
-            Err(e) => d.finish(e.status(), e.code().as_deref()),
-        }
+        d.finish_with(&outcome);
     }
     outcome
 }
@@ -339,19 +351,24 @@ fn observe(
     outcome: &Result<Response, GatewayError>,
     started: std::time::Instant,
 ) {
-    let (status, provider) = match outcome {
+    let header = |r: &Response, name: &str| -> String {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let (status, model, provider) = match outcome {
         Ok(r) => (
             r.status().as_u16(),
-            r.headers()
-                .get("x-gatehouse-provider")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-"),
+            header(r, "x-gatehouse-model"),
+            header(r, "x-gatehouse-provider"),
         ),
-        Err(e) => (e.status(), "-"),
+        Err(e) => (e.status(), "-".into(), "-".into()),
     };
     snap.traffic
         .metrics
-        .observe(surface, provider, status, started.elapsed());
+        .observe(surface, (&model, &provider), status, started.elapsed());
 }
 
 /// Errors worth another target: the provider could not be reached or did not answer in time.
@@ -743,7 +760,12 @@ async fn respond(
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         r
     } else {
-        let body = up.read_body(resp, deadline).await?;
+        let reading = Instant::now();
+        let body = up.read_body(resp, deadline).await;
+        if let Some(d) = draft.as_mut() {
+            d.upstream_time(reading.elapsed());
+        }
+        let body = body?;
         let malformed = |e: serde_json::Error| GatewayError::UpstreamMalformed {
             provider: up.cfg.name.clone(),
             message: e.to_string(),
@@ -784,8 +806,11 @@ async fn respond(
             }
         };
         let reported = limits::usage_of(&body);
-        if let (Some(d), Some(t)) = (draft.as_mut(), reported) {
-            d.tokens(t);
+        if let Some(d) = draft.as_mut() {
+            if let Some(t) = reported {
+                d.tokens(t);
+            }
+            d.response_body(body.clone());
         }
         if let Some(a) = admission {
             // A body without usage is charged its whole reservation: never less than it used.
@@ -793,6 +818,7 @@ async fn respond(
                 input: a.prompt_tokens(),
                 cached: 0,
                 output: a.reserved_output(),
+                reasoning: 0,
             });
             a.settle(used);
         }
@@ -890,12 +916,12 @@ pub async fn run_rest(
     // 1. authenticate: the key names the caller, before a byte of the body is read.
     let principal = authenticate(snap, &headers)?;
     let started = std::time::Instant::now();
-    let mut draft = snap.traffic.calls.as_ref().map(|log| {
-        let mut d = Draft::new(log, &id.0, &principal, "rest");
-        d.rec.service = Some(service.to_owned());
+    let mut draft = {
+        let mut d = Draft::new(&snap.traffic, &id.0, &principal, "rest", &headers, client);
+        d.capture_from(&snap.capture, Some(service));
         d.rec.model_asked = format!("{method} {path}");
-        d
-    });
+        Some(d)
+    };
     let outcome: Result<Response, GatewayError> = async {
         // 2. authorise: the key's app must hold an approved subscription to the service.
         snap.access
@@ -954,8 +980,15 @@ pub async fn run_rest(
             .as_deref()
             .and_then(|b| crate::config::parse_size(b).ok())
             .unwrap_or(snap.max_body);
+        if let Some(d) = &mut draft {
+            d.rec.route = Some(route.path.clone());
+        }
         let body = if svc.retries(&method) || route.request_body.is_some() {
-            rest::Upload::Buffered(crate::call::read_body(&headers, body, limit).await?)
+            let bytes = crate::call::read_body(&headers, body, limit).await?;
+            if let Some(d) = &mut draft {
+                d.request_body(&bytes);
+            }
+            rest::Upload::Buffered(bytes)
         } else {
             let declared = headers
                 .get(http::header::CONTENT_LENGTH)
@@ -973,6 +1006,7 @@ pub async fn run_rest(
             a.headers(&mut rate);
         }
         // 6. forward: the service's nodes in weighted order; idempotent methods fail over.
+        let forwarding = Instant::now();
         let (result, attempts) = svc
             .forward(
                 route,
@@ -1007,6 +1041,7 @@ pub async fn run_rest(
                 .insert("vary", HeaderValue::from_static("origin"));
         }
         if let Some(d) = &mut draft {
+            d.upstream_time(forwarding.elapsed());
             d.rec.provider = Some(service.to_owned());
             d.rec.attempts = attempts.clone();
         }
@@ -1016,15 +1051,7 @@ pub async fn run_rest(
     observe(snap, "rest", &outcome, started);
     // 7. record: the REST call's record, each node attempt with its outcome.
     if let Some(d) = draft {
-        match &outcome {
-            Ok(r) => {
-                let code = (!r.status().is_success()
-                    && r.status() != StatusCode::SWITCHING_PROTOCOLS)
-                    .then(|| r.status().as_u16().to_string());
-                d.finish(r.status().as_u16(), code.as_deref());
-            }
-            Err(e) => d.finish(e.status(), e.code().as_deref()),
-        }
+        d.finish_with(&outcome);
     }
     outcome
 }

@@ -13,8 +13,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use bytes::Bytes;
 use gatehouse_store::{CallRecord, Store};
+use http::HeaderMap;
 use tokio::sync::mpsc;
+
+use crate::config::CaptureBodies;
+use crate::error::GatewayError;
 
 const QUEUE: usize = 10_000;
 const BATCH: usize = 256;
@@ -33,6 +41,8 @@ pub struct LogStats {
 #[derive(Debug)]
 pub struct CallLog {
     tx: Mutex<Option<mpsc::Sender<CallRecord>>>,
+    /// Largest body a record keeps.
+    body_limit: usize,
     spill: Arc<Spill>,
     pub stats: Arc<LogStats>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -128,16 +138,28 @@ fn crc32(data: &[u8]) -> u32 {
 
 impl CallLog {
     /// Starts the writer; `spill` is the journal file (in the data dir).
-    pub fn start(store: Store, spill: PathBuf) -> Arc<Self> {
-        let (tx, rx) = mpsc::channel(QUEUE);
+    pub fn start(store: Store, spill: PathBuf, body_limit: usize) -> Arc<Self> {
+        Self::start_with(store, spill, body_limit, QUEUE)
+    }
+
+    /// `start` with a queue of this many records.
+    pub fn start_with(store: Store, spill: PathBuf, body_limit: usize, queue: usize) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(queue.max(1));
         let spill = Arc::new(Spill {
             path: spill,
             lock: Mutex::new(()),
         });
         let stats = Arc::new(LogStats::default());
-        let writer = tokio::spawn(write(store, rx, Arc::clone(&spill), Arc::clone(&stats)));
+        let writer = tokio::spawn(write(
+            store,
+            rx,
+            Arc::clone(&spill),
+            Arc::clone(&stats),
+            body_limit,
+        ));
         Arc::new(Self {
             tx: Mutex::new(Some(tx)),
+            body_limit,
             spill,
             stats,
             writer: Mutex::new(Some(writer)),
@@ -158,7 +180,18 @@ impl CallLog {
             },
             None => r,
         };
+        let mut r = r;
+        seal(&mut r, self.body_limit);
         self.spill.append(std::slice::from_ref(&r), &self.stats);
+    }
+
+    /// Records waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map_or(0, |tx| tx.max_capacity() - tx.capacity())
     }
 
     /// Stops taking records and waits until every queued one is written (or spilled).
@@ -178,11 +211,22 @@ impl CallLog {
     }
 }
 
+/// Redacts and caps a record's bodies: done before a record is written or spilled, off the
+/// request path, so nothing unredacted reaches the disk.
+fn seal(r: &mut CallRecord, limit: usize) {
+    for b in [&mut r.request_body, &mut r.response_body] {
+        if let Some(raw) = b.take() {
+            *b = Some(crate::redact::body(raw.as_bytes(), limit));
+        }
+    }
+}
+
 async fn write(
     store: Store,
     mut rx: mpsc::Receiver<CallRecord>,
     spill: Arc<Spill>,
     stats: Arc<LogStats>,
+    body_limit: usize,
 ) {
     let mut replay_tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -201,6 +245,9 @@ async fn write(
                 Ok(Some(r)) => batch.push(r),
                 _ => break,
             }
+        }
+        for r in &mut batch {
+            seal(r, body_limit);
         }
         flush(&store, &batch, &spill, &stats).await;
     }
@@ -252,31 +299,135 @@ mod tests {
     }
 }
 
+/// Retention: every hour (and at start), deletes records and rollups past their age, in
+/// chunks of 5,000 rows with a pause between, so writers never wait long behind it.
+pub async fn retain(store: Store, cfg: crate::config::CallLogCfg) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let now = gatehouse_store::ids::now_ms();
+        let age = |d: Duration| now - i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2);
+        let mut records = 0;
+        loop {
+            match store.prune_calls(age(cfg.keep_records), 5_000).await {
+                Ok(n) => {
+                    records += n;
+                    if n < 5_000 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "call log retention: cannot prune records");
+                    break;
+                }
+            }
+        }
+        let rollups = match store.prune_rollups(age(cfg.keep_rollups)).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "call log retention: cannot prune rollups");
+                0
+            }
+        };
+        if records + rollups > 0 {
+            tracing::info!(records, rollups, "call log retention: pruned");
+        }
+    }
+}
+
+/// Which bodies records keep: the node's default, overridden per tenant, then per service.
+#[derive(Debug, Clone, Default)]
+pub struct Capture {
+    default: CaptureBodies,
+    tenants: HashMap<String, CaptureBodies>,
+    services: HashMap<String, CaptureBodies>,
+}
+
+impl Capture {
+    pub fn build(cfg: &crate::config::Config) -> Self {
+        Self {
+            default: cfg.server.capture_bodies,
+            tenants: cfg
+                .tenants
+                .iter()
+                .filter_map(|t| Some((t.name.clone(), t.capture_bodies?)))
+                .collect(),
+            services: cfg
+                .services
+                .iter()
+                .filter_map(|s| Some((s.name.clone(), s.capture_bodies?)))
+                .collect(),
+        }
+    }
+
+    pub fn resolve(&self, tenant: Option<&str>, service: Option<&str>) -> CaptureBodies {
+        service
+            .and_then(|s| self.services.get(s))
+            .or_else(|| tenant.and_then(|t| self.tenants.get(t)))
+            .copied()
+            .unwrap_or(self.default)
+    }
+}
+
 /// A call's record as it is being filled in; sent when the call ends (for streams: when the
 /// stream ends or the client leaves).
 #[derive(Debug)]
 pub struct Draft {
     pub rec: CallRecord,
-    started: std::time::Instant,
-    log: Arc<CallLog>,
+    pub(crate) started: std::time::Instant,
+    /// Where the record goes (with a store); its metrics are counted either way.
+    log: Option<Arc<CallLog>>,
+    metrics: Arc<crate::metrics::Metrics>,
     /// Input, output, cached-input prices (USD per 1M tokens) of the serving model.
     pub price: Option<(f64, f64, f64)>,
+    /// Which bodies this call's record keeps (set once the tenant and service are known).
+    pub capture: CaptureBodies,
+    tenant: Option<Arc<str>>,
+    request_body: Option<Bytes>,
+    response_body: Option<Bytes>,
+    /// Time spent waiting on upstreams so far.
+    upstream: Duration,
+}
+
+/// Most tags a record keeps from `x-gatehouse-tags`, and their longest length.
+const MAX_TAGS: usize = 16;
+const MAX_TAG: usize = 64;
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 impl Draft {
     pub fn new(
-        log: &Arc<CallLog>,
+        traffic: &crate::limits::Traffic,
         request_id: &str,
         principal: &crate::access::Principal,
         surface: &str,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
     ) -> Self {
-        let (tenant_id, app_id) = match &principal.who {
-            crate::access::Who::App { app_id, .. } => (
+        let (tenant_id, app_id, tenant) = match &principal.who {
+            crate::access::Who::App { app_id, tenant, .. } => (
                 principal.tenant_id.as_deref().map(str::to_owned),
                 Some(app_id.to_string()),
+                Some(Arc::clone(tenant)),
             ),
-            crate::access::Who::Operator => (None, None),
+            crate::access::Who::Operator => (None, None, None),
         };
+        let tags = header(headers, "x-gatehouse-tags")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .take(MAX_TAGS)
+                    .map(|t| t.chars().take(MAX_TAG).collect())
+                    .collect()
+            })
+            .unwrap_or_default();
         Self {
             rec: CallRecord {
                 id: gatehouse_store::ids::new_id("cal_"),
@@ -286,23 +437,55 @@ impl Draft {
                 app_id,
                 key_id: principal.key_name.to_string(),
                 surface: surface.to_owned(),
-                service: None,
-                model_asked: String::new(),
-                model_served: None,
-                provider: None,
-                status: 0,
-                error_code: None,
-                attempts: Vec::new(),
-                stream: false,
-                duration_ms: 0,
-                input_tokens: 0,
-                output_tokens: 0,
-                cached_tokens: 0,
-                cost_nano: 0,
+                dialect: if surface == "rest" { "rest" } else { "openai" }.to_owned(),
+                end_user: header(headers, "x-gatehouse-end-user")
+                    .map(|u| u.chars().take(256).collect()),
+                client_ip: client.map(|c| c.to_string()),
+                user_agent: header(headers, "user-agent").map(|u| u.chars().take(512).collect()),
+                tags,
+                ..CallRecord::default()
             },
             started: std::time::Instant::now(),
-            log: Arc::clone(log),
+            log: traffic.calls.clone(),
+            metrics: Arc::clone(&traffic.metrics),
             price: None,
+            capture: CaptureBodies::Off,
+            tenant,
+            request_body: None,
+            response_body: None,
+            upstream: Duration::ZERO,
+        }
+    }
+
+    /// Applies the capture policy once the service is known.
+    pub fn capture_from(&mut self, policy: &Capture, service: Option<&str>) {
+        self.rec.service = service.map(str::to_owned);
+        self.capture = policy.resolve(self.tenant.as_deref(), service);
+    }
+
+    /// The request body, kept if the policy may want it.
+    pub fn request_body(&mut self, body: &Bytes) {
+        if self.capture != CaptureBodies::Off {
+            self.request_body = Some(body.clone());
+        }
+    }
+
+    /// The response body (streams: the streamed text), kept if the policy may want it.
+    pub fn response_body(&mut self, body: Bytes) {
+        if self.capture != CaptureBodies::Off {
+            self.response_body = Some(body);
+        }
+    }
+
+    /// Adds time spent waiting on an upstream.
+    pub fn upstream_time(&mut self, d: Duration) {
+        self.upstream += d;
+    }
+
+    /// Time to the first token, for streams.
+    pub fn first_token(&mut self) {
+        if self.rec.ttft_ms.is_none() {
+            self.rec.ttft_ms = Some(millis(self.started.elapsed()));
         }
     }
 
@@ -318,6 +501,7 @@ impl Draft {
         self.rec.input_tokens = i64::try_from(t.input).unwrap_or(i64::MAX);
         self.rec.output_tokens = i64::try_from(t.output).unwrap_or(i64::MAX);
         self.rec.cached_tokens = i64::try_from(t.cached).unwrap_or(i64::MAX);
+        self.rec.reasoning_tokens = i64::try_from(t.reasoning).unwrap_or(i64::MAX);
         if let Some((i, o, c)) = self.price {
             let cached = t.cached.min(t.input);
             let usd =
@@ -326,15 +510,61 @@ impl Draft {
         }
     }
 
-    /// Sends the record with the call's status (and error code).
-    pub fn finish(mut self, status: u16, error: Option<&str>) {
+    /// Sends the record with the call's status, error code and message.
+    pub fn finish(mut self, status: u16, error: Option<(&str, &str)>) {
+        let total = self.started.elapsed();
         self.rec.status = i64::from(status);
-        self.rec.error_code = error.map(str::to_owned);
-        self.rec.duration_ms =
-            i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let log = Arc::clone(&self.log);
-        log.record(self.rec);
+        self.rec.error_code = error.map(|(c, _)| c.to_owned());
+        self.rec.error_message = error.map(|(_, m)| m.chars().take(2048).collect());
+        self.rec.duration_ms = millis(total);
+        self.rec.upstream_ms = millis(self.upstream);
+        self.rec.overhead_us =
+            i64::try_from(total.saturating_sub(self.upstream).as_micros()).unwrap_or(i64::MAX);
+        let keep = match self.capture {
+            CaptureBodies::Off => false,
+            CaptureBodies::Errors => status >= 400,
+            CaptureBodies::Full => true,
+        };
+        if keep {
+            // Raw here; redacted and capped by `seal` before they leave memory.
+            let text = |b: Bytes| String::from_utf8_lossy(&b).into_owned();
+            self.rec.request_body = self.request_body.take().map(text);
+            self.rec.response_body = self.response_body.take().map(text);
+        }
+        self.metrics.call(&self.rec);
+        if let Some(log) = self.log.take() {
+            log.record(self.rec);
+        }
     }
+}
+
+impl Draft {
+    /// Sends the record of a call that ended with this outcome (an error's body is what the
+    /// client was told).
+    pub fn finish_with(mut self, outcome: &Result<axum::response::Response, GatewayError>) {
+        match outcome {
+            Ok(r) => {
+                let status = r.status();
+                let failed =
+                    !status.is_success() && status != http::StatusCode::SWITCHING_PROTOCOLS;
+                let code = failed.then(|| status.as_u16().to_string());
+                let reason = status.canonical_reason().unwrap_or("");
+                self.finish(status.as_u16(), code.as_deref().map(|c| (c, reason)));
+            }
+            Err(e) => {
+                let code = e.code().unwrap_or_else(|| "error".into());
+                let message = e.to_string();
+                if let Ok(body) = serde_json::to_vec(&e.body()) {
+                    self.response_body(Bytes::from(body));
+                }
+                self.finish(e.status(), Some((&code, &message)));
+            }
+        }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -363,6 +593,9 @@ mod journal_tests {
             output_tokens: 2,
             cached_tokens: 0,
             cost_nano: 3,
+            dialect: "openai".into(),
+            request_body: Some(format!("{{\"content\":\"mail me at u{i}@example.com\"}}")),
+            ..CallRecord::default()
         }
     }
 
@@ -374,18 +607,22 @@ mod journal_tests {
         let url = format!("sqlite://{}", dir.join("gatehouse.db").display());
         let journal = dir.join("call-log.spill");
         store.close().await;
-        let down = CallLog::start(store, journal.clone());
+        let down = CallLog::start(store, journal.clone(), 1024);
         for i in 0..5 {
             down.record(rec(i));
         }
         down.drain().await;
         assert_eq!(down.stats.spilled.load(Ordering::Relaxed), 5);
         assert_eq!(down.stats.dropped.load(Ordering::Relaxed), 0);
-        assert!(journal.metadata().unwrap().len() > 0);
+        let text = std::fs::read_to_string(&journal).unwrap();
+        assert!(
+            !text.contains("@example.com") && text.contains("[REDACTED:email]"),
+            "bodies are redacted before they reach the disk: {text}"
+        );
 
         let key = gatehouse_store::secrets::MasterKey::ephemeral().unwrap();
         let up = Store::open(&url, key).await.unwrap();
-        let log = CallLog::start(up.clone(), journal.clone());
+        let log = CallLog::start(up.clone(), journal.clone(), 1024);
         log.drain().await;
         let page = up
             .list_calls(&gatehouse_store::CallFilter {
@@ -396,6 +633,40 @@ mod journal_tests {
             .unwrap();
         assert_eq!(page.items.len(), 5);
         assert!(!journal.exists(), "the journal is emptied once replayed");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A queue far too small for the burst: what does not fit goes to the journal and is
+    /// replayed; every record reaches the store once and none is dropped.
+    #[tokio::test]
+    async fn a_full_queue_loses_nothing() {
+        let (store, dir) = gatehouse_store::testing::sqlite().await;
+        let log = CallLog::start_with(store.clone(), dir.join("call-log.spill"), 1024, 2);
+        for i in 0..500 {
+            log.record(rec(i));
+        }
+        log.drain().await;
+        let stats = &log.stats;
+        assert!(stats.spilled.load(Ordering::Relaxed) > 0, "the queue overflowed");
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            stats.written.load(Ordering::Relaxed) + stats.replayed.load(Ordering::Relaxed),
+            500
+        );
+        let mut seen = std::collections::HashSet::new();
+        let mut f = gatehouse_store::CallFilter {
+            limit: 1000,
+            ..Default::default()
+        };
+        loop {
+            let page = store.list_calls(&f).await.unwrap();
+            seen.extend(page.items.into_iter().map(|r| r.request_id));
+            match page.next_cursor {
+                Some(c) => f.before = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 500);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

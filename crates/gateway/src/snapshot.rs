@@ -187,6 +187,8 @@ pub struct Snapshot {
     pub models: HashMap<String, LogicalModel>,
     pub catalog: Catalog,
     pub max_body: usize,
+    /// Which bodies call records keep, by tenant and service.
+    pub capture: crate::record::Capture,
 }
 
 /// Why a snapshot could not be built.
@@ -236,6 +238,7 @@ impl Snapshot {
             catalog.merge(file);
         }
         let access = Access::build(&cfg, stored);
+        let capture = crate::record::Capture::build(&cfg);
         let tenant_ids: HashMap<String, String> = stored
             .map(|s| {
                 s.tenant_names
@@ -390,6 +393,7 @@ impl Snapshot {
             models,
             catalog,
             max_body: cfg.server.max_body,
+            capture,
         })
     }
 

@@ -37,6 +37,10 @@ pub struct Meter {
     text: String,
     /// The stream reached its end (else the client left first).
     finished: bool,
+    /// Why the gateway cut the stream (error code and message), if it did.
+    failure: Option<(&'static str, String)>,
+    /// When the upstream stream began (its time counts as upstream time in the record).
+    began: std::time::Instant,
 }
 
 #[derive(serde::Deserialize)]
@@ -84,6 +88,17 @@ impl Meter {
             usage: None,
             text: String::new(),
             finished: false,
+            failure: None,
+            began: std::time::Instant::now(),
+        }
+    }
+
+    /// Notes the first token's time once text has arrived.
+    fn note_text(&mut self) {
+        if !self.text.is_empty() {
+            if let Some(d) = &mut self.record {
+                d.first_token();
+            }
         }
     }
 
@@ -95,6 +110,10 @@ impl Meter {
                 .as_ref()
                 .map_or(0, |d| d.cached_tokens),
             output: u.completion_tokens,
+            reasoning: u
+                .completion_tokens_details
+                .as_ref()
+                .map_or(0, |d| d.reasoning_tokens),
         });
     }
 
@@ -114,6 +133,7 @@ impl Meter {
                 self.text.extend(t.function.and_then(|f| f.arguments));
             }
         }
+        self.note_text();
     }
 
     /// A translated chunk.
@@ -129,6 +149,7 @@ impl Meter {
                 self.text.extend(t.function.arguments.as_deref());
             }
         }
+        self.note_text();
     }
 }
 
@@ -139,15 +160,31 @@ impl Drop for Meter {
             input: prompt,
             cached: 0,
             output: gatehouse_llm::tokens::count_text(&self.model, &self.text).0,
+            reasoning: 0,
         });
         if let Some(a) = self.admission.take() {
             a.settle(used);
         }
         if let Some(mut d) = self.record.take() {
             d.tokens(used);
-            // 499: the client went away before the stream ended.
-            let status = if self.finished { 200 } else { 499 };
-            d.finish(status, (status == 499).then_some("client_closed"));
+            d.upstream_time(self.began.elapsed());
+            d.response_body(bytes::Bytes::from(std::mem::take(&mut self.text)));
+            // The client saw a 200 and then an error event; the record says how it ended:
+            // 502/504 when the gateway cut the stream, 499 when the client went away first.
+            match self.failure.take() {
+                Some((code, message)) => {
+                    let status = if code == "upstream_timeout" { 504 } else { 502 };
+                    d.finish(status, Some((code, &message)));
+                }
+                None if self.finished => d.finish(200, None),
+                None => d.finish(
+                    499,
+                    Some((
+                        "client_closed",
+                        "the client went away before the stream ended",
+                    )),
+                ),
+            }
         }
     }
 }
@@ -402,8 +439,11 @@ impl Driver {
         }
     }
 
-    fn fail(&mut self, kind: &str, code: &str, message: String) {
+    fn fail(&mut self, kind: &str, code: &'static str, message: String) {
         self.done = true;
+        if let Some(m) = &mut self.meter {
+            m.failure = Some((code, message.clone()));
+        }
         // Pass-through bytes may have stopped mid-event; close it so the error event parses.
         if matches!(self.translator, Translator::PassThrough { .. }) && !self.decoder.at_boundary()
         {

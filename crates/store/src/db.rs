@@ -77,6 +77,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "call records",
         include_str!("../migrations/sqlite/0004_call_records.sql"),
     ),
+    (
+        5,
+        "call log",
+        include_str!("../migrations/sqlite/0005_call_log.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -98,6 +103,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "call records",
         include_str!("../migrations/postgres/0004_call_records.sql"),
+    ),
+    (
+        5,
+        "call log",
+        include_str!("../migrations/postgres/0005_call_log.sql"),
     ),
 ];
 

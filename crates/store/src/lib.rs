@@ -9,6 +9,7 @@
 //! The store knows nothing of HTTP or of what a provider spec means.
 
 mod alerts;
+mod analytics;
 mod audit;
 mod calls;
 mod db;
@@ -18,6 +19,7 @@ mod keys;
 mod query;
 mod records;
 mod resources;
+pub mod rollups;
 pub mod secrets;
 mod subscriptions;
 #[cfg(any(test, feature = "testing"))]
@@ -25,8 +27,9 @@ pub mod testing;
 mod users;
 
 pub use alerts::{AlertFilter, AlertRecord};
+pub use analytics::{AggRow, Aggregate, Dim, Rank};
 pub use audit::AuditFilter;
-pub use calls::{Attempt, CallFilter, CallRecord};
+pub use calls::{Attempt, CallFilter, CallRecord, StatusFilter};
 pub use db::{Backend, Store};
 pub use error::StoreError;
 pub use keys::KEY_PREFIX;

@@ -40,6 +40,28 @@ impl Query {
         self.sql.push_str(&format!(" AND {column} {op} {p}"));
     }
 
+    /// `AND <column> <op> $n` with an integer.
+    pub(crate) fn compare_int(&mut self, column: &str, op: &str, value: i64) {
+        let p = self.param(Bind::Int(value));
+        self.sql.push_str(&format!(" AND {column} {op} {p}"));
+    }
+
+    /// `AND (a LIKE '%text%' OR b LIKE …)`, with `%`, `_` and `\` in the text taken literally;
+    /// `ILIKE` where the back end's `LIKE` is case-sensitive.
+    pub(crate) fn contains(&mut self, columns: &[&str], text: &str, insensitive: bool) {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let p = self.param(Bind::Text(format!("%{escaped}%")));
+        let op = if insensitive { "ILIKE" } else { "LIKE" };
+        let alts: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{c} {op} {p} ESCAPE '\\'"))
+            .collect();
+        self.sql.push_str(&format!(" AND ({})", alts.join(" OR ")));
+    }
+
     /// `ORDER BY … LIMIT limit + 1` (the extra row tells whether a next page exists); returns
     /// the page size, clamped to 1..=1000.
     pub(crate) fn page(&mut self, order: &str, limit: usize) -> usize {

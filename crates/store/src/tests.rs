@@ -628,6 +628,8 @@ async fn call_records_are_written_once_and_paged_by_tenant(store: Store) {
         output_tokens: 1,
         cached_tokens: 0,
         cost_nano: 5,
+        dialect: "openai".into(),
+        ..CallRecord::default()
     };
     let mut batch: Vec<CallRecord> = (0..5).map(|i| rec(i, Some("ten_a"))).collect();
     batch.push(rec(9, None));
@@ -664,7 +666,190 @@ async fn call_records_are_written_once_and_paged_by_tenant(store: Store) {
     assert_eq!(next.items.len(), 3);
 }
 
+/// Search filters, one record in full, rollups that count each record once (replays
+/// included), aggregates by time and group, and retention.
+async fn call_search_rollups_and_retention(store: Store) {
+    use crate::{Aggregate, Dim, Rank, StatusFilter};
+    let minute = 60_000;
+    let base = 1_800_000_000_000 - 1_800_000_000_000 % minute;
+    let rec = |i: i64, model: &str, status: i64, ms: i64| CallRecord {
+        id: format!("cal_{i:020}"),
+        request_id: format!("r{i}"),
+        at: base + i * 20_000,
+        tenant_id: Some(if i % 2 == 0 { "ten_a" } else { "ten_b" }.into()),
+        key_id: "k".into(),
+        surface: "chat".into(),
+        dialect: "openai".into(),
+        model_asked: model.into(),
+        provider: Some("p".into()),
+        status,
+        duration_ms: ms,
+        input_tokens: 10,
+        output_tokens: 5,
+        cost_nano: 1000 * i,
+        ttft_ms: (i % 3 == 0).then_some(ms / 2),
+        tags: vec!["batch".into(), format!("n{i}")],
+        request_body: Some(format!("{{\"content\":\"needle {i}\"}}")),
+        ..CallRecord::default()
+    };
+    // Six calls over two minutes: three per minute.
+    let batch = [
+        rec(0, "m1", 200, 40),
+        rec(1, "m1", 200, 90),
+        rec(2, "m2", 500, 400),
+        rec(3, "m1", 429, 20),
+        rec(4, "m2", 200, 1200),
+        rec(5, "m1", 200, 60),
+    ];
+    store.insert_calls(&batch[..4]).await.unwrap();
+    // A replay of a batch that overlaps what was written: only the new records count.
+    store.insert_calls(&batch[2..]).await.unwrap();
+
+    let list = |f: CallFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .list_calls(&CallFilter { limit: 100, ..f })
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|r| r.request_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list(CallFilter {
+            status: Some(StatusFilter::Error),
+            ..Default::default()
+        })
+        .await,
+        ["r3", "r2"]
+    );
+    assert_eq!(
+        list(CallFilter {
+            status: Some(StatusFilter::Class(5)),
+            ..Default::default()
+        })
+        .await,
+        ["r2"]
+    );
+    assert_eq!(
+        list(CallFilter {
+            tag: Some("n4".into()),
+            ..Default::default()
+        })
+        .await,
+        ["r4"]
+    );
+    assert_eq!(
+        list(CallFilter {
+            text: Some("NEEDLE 5".into()),
+            ..Default::default()
+        })
+        .await,
+        ["r5"],
+        "text search ignores case"
+    );
+    assert_eq!(
+        list(CallFilter {
+            text: Some("%".into()),
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new(),
+        "LIKE wildcards are taken literally"
+    );
+    assert_eq!(
+        list(CallFilter {
+            from: Some(base + minute),
+            model: Some("m1".into()),
+            ..Default::default()
+        })
+        .await,
+        ["r5", "r3"]
+    );
+    let one = store.get_call(&batch[4].id).await.unwrap().unwrap();
+    assert_eq!(one, batch[4]);
+    assert!(store.get_call("cal_nope").await.unwrap().is_none());
+
+    let window = Aggregate {
+        from: base,
+        to: base + 10 * minute,
+        ..Aggregate::default()
+    };
+    let total = store.aggregate(&window).await.unwrap();
+    assert_eq!(total.len(), 1);
+    assert_eq!(total[0].requests, 6, "each record counted once");
+    assert_eq!(total[0].errors, 2);
+    assert_eq!(total[0].input_tokens, 60);
+    assert_eq!(total[0].cost_nano, 15_000);
+    assert_eq!(total[0].latency.iter().sum::<i64>(), 6);
+    assert_eq!(total[0].ttft_count, 2);
+
+    let series = store
+        .aggregate(&Aggregate {
+            step_ms: Some(minute),
+            group_by: vec![Dim::Model],
+            ..window.clone()
+        })
+        .await
+        .unwrap();
+    let mut points: Vec<(i64, &str, i64)> = series
+        .iter()
+        .map(|r| (r.t.unwrap() - base, r.group[0].as_str(), r.requests))
+        .collect();
+    points.sort_unstable();
+    assert_eq!(
+        points,
+        [
+            (0, "m1", 2),
+            (0, "m2", 1),
+            (minute, "m1", 2),
+            (minute, "m2", 1)
+        ]
+    );
+
+    let top = store
+        .aggregate(&Aggregate {
+            group_by: vec![Dim::Tenant],
+            top: Some((Rank::Cost, 1)),
+            ..window.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!(top[0].group, ["ten_b"], "1 + 3 + 5 beats 0 + 2 + 4");
+    let scoped = store
+        .aggregate(&Aggregate {
+            tenant_ids: Some(vec!["ten_a".into()]),
+            filters: vec![(Dim::Status, "2xx".into())],
+            ..window.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(scoped[0].requests, 2);
+
+    assert_eq!(store.prune_calls(base + minute, 2).await.unwrap(), 2);
+    assert_eq!(store.prune_calls(base + minute, 2).await.unwrap(), 1);
+    assert_eq!(store.prune_rollups(base + minute).await.unwrap(), 3);
+    let left = store.aggregate(&window).await.unwrap();
+    assert_eq!(left[0].requests, 3);
+}
+
 mod calls_on_both {
+    #[tokio::test]
+    async fn search_rollups_and_retention_on_sqlite() {
+        let (store, dir) = crate::testing::sqlite().await;
+        super::call_search_rollups_and_retention(store).await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn search_rollups_and_retention_on_postgres() {
+        super::call_search_rollups_and_retention(crate::testing::postgres().await).await;
+    }
+
     #[tokio::test]
     async fn on_sqlite() {
         let (store, dir) = crate::testing::sqlite().await;

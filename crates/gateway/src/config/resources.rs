@@ -21,6 +21,10 @@ pub struct RawTenant {
     pub display_name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// Which bodies the tenant's call records keep (`off`, `errors`, `full`); overrides the
+    /// node's `server.capture_bodies`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_bodies: Option<super::CaptureBodies>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -78,6 +82,10 @@ pub struct RawService {
     /// REST services: an active probe of every node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<RawHealthCheck>,
+    /// Which bodies this service's call records keep (`off`, `errors`, `full`); overrides the
+    /// tenant's and the node's setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_bodies: Option<super::CaptureBodies>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
