@@ -143,10 +143,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 tracing::info!(change = %step, "config file applied");
             }
             let hasher = store.shared_key();
-            // The call log's spill journal lives in the data dir, so it survives a restart.
+            // The call log's spill journal lives in the data dir (else beside the master key),
+            // so it survives a restart and the next start replays it.
             let spill = node
                 .data_dir
                 .clone()
+                .or_else(|| node.master_key.parent().map(std::path::Path::to_path_buf))
                 .unwrap_or_else(|| std::path::PathBuf::from("."))
                 .join("call-log.spill");
             let traffic = Traffic {

@@ -2,10 +2,13 @@
 //!
 //! The request path hands a finished record to a bounded queue and never waits. A writer task
 //! takes records in batches (up to 256, or what arrived within 200 ms) and writes each batch in
-//! one transaction. When the queue is full, or the store fails, records go to an append-only
-//! spill journal (one JSON record per line, each with a CRC-32 of its text), which is replayed in
-//! order once the store answers again; replays cannot duplicate (records are keyed). On shutdown
-//! the queue is drained into the store (or the journal) before the process exits.
+//! one transaction (with the per-minute rollups it adds to). When the queue is full, or the store
+//! fails, records go to an append-only spill journal (one JSON record per line, each with a
+//! CRC-32 of its text); while the store is failing the writer sends whole batches there, so the
+//! queue keeps draining. Every second the journal is moved aside and replayed in order; replays
+//! cannot duplicate (records are keyed, and rollups count only rows the insert added). Bodies
+//! are redacted and capped by the writer before anything is written or spilled. On shutdown the
+//! queue is drained into the store (or the journal) before the process exits.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -86,13 +89,39 @@ impl Spill {
         }
     }
 
-    /// Reads the journal's intact records (a torn last line is skipped and reported).
-    fn read(&self) -> Vec<CallRecord> {
+    /// The journal being replayed: new spills go to `path` meanwhile, so a replay never
+    /// races an append.
+    fn replaying(&self) -> PathBuf {
+        self.path.with_extension("spill.replaying")
+    }
+
+    /// Moves the journal aside for a replay (or finds one a failed replay left); `None` when
+    /// there is nothing to replay.
+    fn take(&self) -> Option<PathBuf> {
         let _guard = self
             .lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Ok(text) = std::fs::read_to_string(&self.path) else {
+        let aside = self.replaying();
+        if aside.exists() {
+            return Some(aside);
+        }
+        let has = std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0);
+        if !has {
+            return None;
+        }
+        match std::fs::rename(&self.path, &aside) {
+            Ok(()) => Some(aside),
+            Err(e) => {
+                tracing::warn!(error = %e, "call log: cannot move the spill journal aside to replay it");
+                None
+            }
+        }
+    }
+
+    /// Reads a journal's intact records (a torn or damaged line is skipped and reported).
+    fn read(path: &std::path::Path) -> Vec<CallRecord> {
+        let Ok(text) = std::fs::read_to_string(path) else {
             return Vec::new();
         };
         text.lines()
@@ -105,18 +134,6 @@ impl Spill {
                 serde_json::from_str(json).ok()
             })
             .collect()
-    }
-
-    fn clear(&self) {
-        let _guard = self
-            .lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _ = std::fs::remove_file(&self.path);
-    }
-
-    fn is_empty(&self) -> bool {
-        std::fs::metadata(&self.path).map_or(true, |m| m.len() == 0)
     }
 }
 
@@ -229,11 +246,14 @@ async fn write(
     body_limit: usize,
 ) {
     let mut replay_tick = tokio::time::interval(Duration::from_secs(1));
+    // Once the store fails, batches go straight to the journal (so the queue keeps draining
+    // and calls never spill themselves) until a replay finds the store answering again.
+    let mut store_down = false;
     loop {
         let first = tokio::select! {
             r = rx.recv() => r,
             _ = replay_tick.tick() => {
-                replay(&store, &spill, &stats).await;
+                store_down = !replay(&store, &spill, &stats).await;
                 continue;
             }
         };
@@ -249,44 +269,58 @@ async fn write(
         for r in &mut batch {
             seal(r, body_limit);
         }
-        flush(&store, &batch, &spill, &stats).await;
+        if store_down {
+            spill.append(&batch, &stats);
+        } else {
+            store_down = !flush(&store, &batch, &spill, &stats).await;
+        }
     }
     replay(&store, &spill, &stats).await;
 }
 
-async fn flush(store: &Store, batch: &[CallRecord], spill: &Spill, stats: &LogStats) {
+/// Writes a batch; on failure spills it and returns false.
+async fn flush(store: &Store, batch: &[CallRecord], spill: &Spill, stats: &LogStats) -> bool {
     match store.insert_calls(batch).await {
         Ok(()) => {
             stats
                 .written
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            true
         }
         Err(e) => {
-            tracing::warn!(error = %e, records = batch.len(), "call log: the store failed; records go to the spill journal");
+            tracing::warn!(error = %e, records = batch.len(), "call log: the store failed; records go to the spill journal until it answers");
             spill.append(batch, stats);
+            false
         }
     }
 }
 
-async fn replay(store: &Store, spill: &Spill, stats: &LogStats) {
-    if spill.is_empty() {
-        return;
-    }
-    let records = spill.read();
-    for chunk in records.chunks(BATCH) {
-        if let Err(e) = store.insert_calls(chunk).await {
-            tracing::debug!(error = %e, "call log: the store is still failing; keeping the journal");
-            return;
+/// Replays the journal into the store; true when nothing is left to replay.
+async fn replay(store: &Store, spill: &Spill, stats: &LogStats) -> bool {
+    // At most a few rounds: a journal, then what spilled while it was replayed.
+    for _ in 0..4 {
+        let Some(path) = spill.take() else {
+            return true;
+        };
+        let records = Spill::read(&path);
+        for chunk in records.chunks(BATCH) {
+            if let Err(e) = store.insert_calls(chunk).await {
+                tracing::debug!(error = %e, "call log: the store is still failing; keeping the journal");
+                return false;
+            }
         }
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(error = %e, "call log: cannot remove the replayed journal (replaying it again adds nothing)");
+        }
+        stats
+            .replayed
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        tracing::info!(
+            records = records.len(),
+            "call log: spill journal replayed into the store"
+        );
     }
-    spill.clear();
-    stats
-        .replayed
-        .fetch_add(records.len() as u64, Ordering::Relaxed);
-    tracing::info!(
-        records = records.len(),
-        "call log: spill journal replayed into the store"
-    );
+    false
 }
 
 #[cfg(test)]
