@@ -21,7 +21,31 @@ use serde_json::{json, Value};
 async fn tenant_a_cannot_see_or_touch_tenant_b() {
     let f = Fixture::sqlite().await;
     let b = &f.b;
+    // A call of B's, in its records and rollups.
+    let b_call = gatehouse_store::CallRecord {
+        id: gatehouse_store::ids::new_id("cal_"),
+        request_id: "req-b".into(),
+        at: gatehouse_store::ids::now_ms(),
+        tenant_id: Some(b.tenant_id.clone()),
+        key_id: "gatehouse_bkey".into(),
+        surface: "chat".into(),
+        dialect: "openai".into(),
+        model_asked: "b-model".into(),
+        status: 200,
+        request_body: Some("sk-b-secret".into()),
+        ..Default::default()
+    };
+    f.store
+        .insert_calls(std::slice::from_ref(&b_call))
+        .await
+        .unwrap();
     let calls: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", format!("/calls/{}", b_call.id), None),
+        ("GET", "/calls?tenant=b".into(), None),
+        ("GET", "/calls/export?tenant=b".into(), None),
+        ("GET", "/analytics/totals?tenant=b".into(), None),
+        ("GET", "/analytics/series?tenant=b".into(), None),
+        ("GET", "/analytics/top?by=model&tenant=b".into(), None),
         ("GET", "/tenants/b".into(), None),
         (
             "PUT",
@@ -163,6 +187,12 @@ async fn tenant_a_cannot_see_or_touch_tenant_b() {
             "/subscriptions",
             "/audit",
             "/catalog",
+            "/calls",
+            "/calls/export",
+            "/calls/export?format=csv",
+            "/analytics/totals?group_by=tenant,model,key",
+            "/analytics/series?group_by=model",
+            "/analytics/top?by=model",
         ] {
             let (status, resp) = f.call(who, "GET", path, None).await;
             assert_eq!(status, StatusCode::OK, "{who:?} {path}");
@@ -173,6 +203,14 @@ async fn tenant_a_cannot_see_or_touch_tenant_b() {
         }
     }
     // B's own admin sees them (the matrix is not vacuous).
+    let (status, resp) = f
+        .call(Who::BAdmin, "GET", &format!("/calls/{}", b_call.id), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    let (_, resp) = f
+        .call(Who::BAdmin, "GET", "/analytics/top?by=model", None)
+        .await;
+    assert_eq!(resp["items"][0]["group"]["model"], "b-model", "{resp}");
     let (status, resp) = f.call(Who::BAdmin, "GET", "/providers/b-llm", None).await;
     assert_eq!(status, StatusCode::OK, "{resp}");
     assert_eq!(resp["api_keys"], json!(["…cret"]));
