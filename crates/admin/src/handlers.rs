@@ -8,6 +8,7 @@ pub(crate) mod analytics;
 pub(crate) mod audit;
 pub(crate) mod calls;
 pub(crate) mod health;
+pub(crate) mod insights;
 pub(crate) mod keys;
 pub(crate) mod resources;
 pub(crate) mod subscriptions;
@@ -473,6 +474,24 @@ pub(crate) mod account {
         Query(q): Query<analytics::AnalyticsQuery>,
     ) -> Result<Json<Value>> {
         analytics::top(&s, &c, q).await
+    }
+
+    #[utoipa::path(get, path = "/admin/v1/anomalies", tag = "analytics", params(insights::AnomalyQuery), responses((status = 200, description = "Anomalies the detector found (request rate, error rate, spend, tokens per key, app, tenant and model), newest first, with what was done")))]
+    pub(crate) async fn anomalies(
+        State(s): State<AdminState>,
+        c: Caller,
+        Query(q): Query<insights::AnomalyQuery>,
+    ) -> Result<Json<Value>> {
+        insights::anomalies(&s, &c, q).await
+    }
+
+    #[utoipa::path(get, path = "/admin/v1/forecasts", tag = "analytics", params(insights::ForecastQuery), responses((status = 200, description = "Hourly spend and traffic forecast, and when each spend budget runs out at that pace")))]
+    pub(crate) async fn forecasts(
+        State(s): State<AdminState>,
+        c: Caller,
+        Query(q): Query<insights::ForecastQuery>,
+    ) -> Result<Json<Value>> {
+        insights::forecasts(&s, &c, q).await
     }
 
     #[utoipa::path(get, path = "/admin/v1/health", tag = "routing", responses((status = 200, description = "Every target's circuit state (healthy, ejected, half_open, cooling_down) and adaptive concurrency"), (status = 403, body = crate::openapi::ErrorDoc)))]

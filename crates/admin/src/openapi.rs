@@ -63,6 +63,7 @@ impl Modify for Security {
         account::members, account::set_member, account::remove_member, account::catalog,
         account::audit, account::policy_usage, account::alerts, account::health, account::calls,
         account::export_calls, account::call, account::series, account::totals, account::top,
+        account::anomalies, account::forecasts,
         tenants::list, tenants::get, tenants::create, tenants::replace, tenants::delete,
         providers::list, providers::get, providers::create, providers::replace, providers::delete,
         models::list, models::get, models::create, models::replace, models::delete,

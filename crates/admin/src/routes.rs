@@ -93,6 +93,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/analytics/series", get(account::series))
         .route("/analytics/totals", get(account::totals))
         .route("/analytics/top", get(account::top))
+        .route("/anomalies", get(account::anomalies))
+        .route("/forecasts", get(account::forecasts))
         .route("/catalog", get(account::catalog))
         .route("/subscriptions", get(subs::list))
         .route("/subscriptions/{id}", get(subs::get))

@@ -165,6 +165,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 store.clone(),
                 server.call_log,
             ));
+            tokio::spawn(gatehouse_gateway::insights::run(
+                store.clone(),
+                Arc::clone(&traffic.alerter),
+                server.anomalies.clone(),
+            ));
             let snapshot = reload::build(&store, &settings, &hasher, &traffic, None).await?;
             let shared = snapshot.into_shared();
             tokio::spawn(reload::run(

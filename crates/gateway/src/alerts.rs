@@ -138,15 +138,17 @@ impl Alerter {
         }
     }
 
-    async fn deliver(&self, record: AlertRecord, body: serde_json::Value, secret: Option<String>) {
-        if let Some(store) = &self.store {
-            if let Err(e) = store.record_alert(&record).await {
-                tracing::warn!(error = %e, "cannot record an alert");
-            }
-        }
+    /// POSTs a JSON body to a webhook, signed when there is a secret, retrying connection
+    /// errors, 5xx and 429 with exponential backoff; returns (delivered, attempts, detail).
+    pub async fn post(
+        &self,
+        url: &str,
+        id: &str,
+        body: &serde_json::Value,
+        secret: Option<&str>,
+    ) -> (bool, u32, String) {
         let text = body.to_string();
         let mut detail = String::new();
-        let mut delivered = false;
         let mut attempts = 0;
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -155,17 +157,15 @@ impl Alerter {
             attempts = attempt + 1;
             let mut req = self
                 .http
-                .post(&record.webhook)
+                .post(url)
                 .header("content-type", "application/json")
-                .header("x-gatehouse-alert-id", &record.id);
-            if let Some(secret) = &secret {
+                .header("x-gatehouse-alert-id", id);
+            if let Some(secret) = secret {
                 req = req.header("x-gatehouse-signature", signature(secret, &text));
             }
             match req.body(text.clone()).send().await {
                 Ok(r) if r.status().is_success() => {
-                    detail = format!("HTTP {}", r.status().as_u16());
-                    delivered = true;
-                    break;
+                    return (true, attempts, format!("HTTP {}", r.status().as_u16()));
                 }
                 Ok(r) => {
                     detail = format!("HTTP {}", r.status().as_u16());
@@ -177,6 +177,18 @@ impl Alerter {
                 Err(e) => detail = e.to_string(),
             }
         }
+        (false, attempts, detail)
+    }
+
+    async fn deliver(&self, record: AlertRecord, body: serde_json::Value, secret: Option<String>) {
+        if let Some(store) = &self.store {
+            if let Err(e) = store.record_alert(&record).await {
+                tracing::warn!(error = %e, "cannot record an alert");
+            }
+        }
+        let (delivered, attempts, detail) = self
+            .post(&record.webhook, &record.id, &body, secret.as_deref())
+            .await;
         let status = if delivered { "delivered" } else { "failed" };
         if !delivered {
             tracing::warn!(webhook = %record.webhook, %detail, attempts, "budget alert not delivered");

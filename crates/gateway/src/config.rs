@@ -78,6 +78,9 @@ pub struct RawServer {
     /// Body size cap and retention of the call log.
     #[serde(default)]
     pub call_log: RawCallLog,
+    /// Anomaly detection over the call log's rollups.
+    #[serde(default)]
+    pub anomalies: RawAnomalies,
     /// How limits behave.
     #[serde(default)]
     pub limits: RawLimitSettings,
@@ -102,6 +105,21 @@ pub struct RawCallLog {
     pub keep_records: Option<String>,
     /// How long per-minute rollups are kept, e.g. `400d` (default).
     pub keep_rollups: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnomalies {
+    /// How often the detector looks at the last 15 minutes (default `5m`; `0s` turns it off).
+    pub interval: Option<String>,
+    /// How far from its baseline (in robust standard deviations) a window must be (default 4).
+    pub threshold: Option<f64>,
+    /// Findings are POSTed here as JSON, signed like budget alerts when `secret` is set.
+    pub webhook: Option<String>,
+    pub secret: Option<String>,
+    /// Revoke an app key whose spend in a window reaches this many times its baseline (off by
+    /// default).
+    pub revoke_keys_over: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -378,8 +396,20 @@ pub struct Server {
     pub redis: Option<String>,
     pub capture_bodies: CaptureBodies,
     pub call_log: CallLogCfg,
+    pub anomalies: AnomalyCfg,
     pub on_redis_error: OnRedisError,
     pub default_output_tokens: u32,
+}
+
+/// The anomaly detector's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyCfg {
+    /// `None`: off.
+    pub interval: Option<Duration>,
+    pub threshold: f64,
+    pub webhook: Option<String>,
+    pub secret: Option<String>,
+    pub revoke_keys_over: Option<f64>,
 }
 
 /// The call log's settings.
@@ -506,6 +536,44 @@ impl RawConfig {
                     raw.keep_rollups.as_deref(),
                     d.keep_rollups,
                 ),
+            }
+        };
+        let anomalies = {
+            let raw = &self.server.anomalies;
+            let interval = p.duration(
+                "server.anomalies.interval",
+                raw.interval.as_deref(),
+                Duration::from_secs(300),
+            );
+            let threshold = raw.threshold.unwrap_or(4.0);
+            if !(threshold.is_finite() && threshold > 0.0) {
+                p.add("server.anomalies.threshold", "a number above 0".into());
+            }
+            if raw
+                .revoke_keys_over
+                .is_some_and(|r| !(r.is_finite() && r > 1.0))
+            {
+                p.add(
+                    "server.anomalies.revoke_keys_over",
+                    "a ratio above 1 (e.g. 20)".into(),
+                );
+            }
+            if let Some(w) = &raw.webhook {
+                if !(w.starts_with("http://") || w.starts_with("https://"))
+                    || url::Url::parse(w).is_err()
+                {
+                    p.add(
+                        "server.anomalies.webhook",
+                        format!("{w:?} is not an http(s) URL"),
+                    );
+                }
+            }
+            AnomalyCfg {
+                interval: (!interval.is_zero()).then_some(interval),
+                threshold,
+                webhook: raw.webhook.clone(),
+                secret: raw.secret.clone(),
+                revoke_keys_over: raw.revoke_keys_over,
             }
         };
         let drain_timeout = p.duration(
@@ -769,6 +837,7 @@ impl RawConfig {
                 redis: self.server.redis,
                 capture_bodies: self.server.capture_bodies.unwrap_or_default(),
                 call_log,
+                anomalies,
                 on_redis_error: self.server.limits.on_redis_error.unwrap_or_default(),
                 default_output_tokens: self.server.limits.default_output_tokens.unwrap_or(1024),
             },

@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 mod handlers;
 pub mod health;
+pub mod insights;
 pub mod limits;
 pub mod metrics;
 pub mod models;

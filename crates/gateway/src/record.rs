@@ -681,7 +681,10 @@ mod journal_tests {
         }
         log.drain().await;
         let stats = &log.stats;
-        assert!(stats.spilled.load(Ordering::Relaxed) > 0, "the queue overflowed");
+        assert!(
+            stats.spilled.load(Ordering::Relaxed) > 0,
+            "the queue overflowed"
+        );
         assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
         assert_eq!(
             stats.written.load(Ordering::Relaxed) + stats.replayed.load(Ordering::Relaxed),

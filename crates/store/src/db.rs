@@ -82,6 +82,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "call log",
         include_str!("../migrations/sqlite/0005_call_log.sql"),
     ),
+    (
+        6,
+        "anomalies",
+        include_str!("../migrations/sqlite/0006_anomalies.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -108,6 +113,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "call log",
         include_str!("../migrations/postgres/0005_call_log.sql"),
+    ),
+    (
+        6,
+        "anomalies",
+        include_str!("../migrations/postgres/0006_anomalies.sql"),
     ),
 ];
 
@@ -282,6 +292,7 @@ pub(crate) trait DbRow {
     fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
     fn opt_bytes(&self, col: &str) -> Result<Option<Vec<u8>>, sqlx::Error>;
     fn flag(&self, col: &str) -> Result<bool, sqlx::Error>;
+    fn float(&self, col: &str) -> Result<f64, sqlx::Error>;
 }
 
 macro_rules! impl_row {
@@ -303,6 +314,9 @@ macro_rules! impl_row {
                 self.try_get(col)
             }
             fn flag(&self, col: &str) -> Result<bool, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn float(&self, col: &str) -> Result<f64, sqlx::Error> {
                 self.try_get(col)
             }
         }

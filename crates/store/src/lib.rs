@@ -10,11 +10,13 @@
 
 mod alerts;
 mod analytics;
+mod anomalies;
 mod audit;
 mod calls;
 mod db;
 mod error;
 pub mod ids;
+pub mod insights;
 mod keys;
 mod query;
 mod records;
@@ -28,6 +30,7 @@ mod users;
 
 pub use alerts::{AlertFilter, AlertRecord};
 pub use analytics::{AggRow, Aggregate, Dim, Rank};
+pub use anomalies::{Anomaly, AnomalyFilter};
 pub use audit::AuditFilter;
 pub use calls::{Attempt, CallFilter, CallRecord, StatusFilter};
 pub use db::{Backend, Store};

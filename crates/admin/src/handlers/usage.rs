@@ -35,6 +35,47 @@ pub(crate) async fn usage(
         .filter(|r| readable(caller, r, &stored))
         .ok_or_else(|| ApiError::not_found("policy", name))?;
     caller.require(row.tenant_id.as_deref(), Role::Viewer, "policy", name)?;
+    let counters = read(state, &stored, name, q.value.as_deref()).await?;
+    let shared = state
+        .data
+        .as_ref()
+        .is_some_and(|d| d.load().traffic.limiter.is_shared());
+    let items: Vec<Value> = counters
+        .iter()
+        .map(|(label, s)| {
+            let used = s.limit.saturating_sub(s.remaining);
+            let (measure, used_v, limit_v): (&str, Value, Value) = match s.measure {
+                Measure::Requests => ("requests", used.into(), s.limit.into()),
+                Measure::Tokens(_) => ("tokens", used.into(), s.limit.into()),
+                Measure::Concurrent => ("concurrent", used.into(), s.limit.into()),
+                Measure::Spend => (
+                    "spend_usd",
+                    (used as f64 / 1e9).into(),
+                    (s.limit as f64 / 1e9).into(),
+                ),
+            };
+            json!({
+                "limit": label,
+                "measure": measure,
+                "used": used_v,
+                "of": limit_v,
+                "remaining": if s.measure == Measure::Spend { Value::from(s.remaining as f64 / 1e9) } else { Value::from(s.remaining) },
+                "resets_in_ms": s.reset_us / 1000,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"policy": name, "value": q.value, "shared": shared, "items": items}),
+    ))
+}
+
+/// A policy's counters as they stand (for `each` policies: `value`'s), without charging.
+pub(crate) async fn read(
+    state: &AdminState,
+    stored: &gatehouse_gateway::stored::Stored,
+    name: &str,
+    value: Option<&str>,
+) -> Result<Vec<(String, policy::Status)>, ApiError> {
     let Some(data) = &state.data else {
         return Err(ApiError::Conflict(
             "this node serves no gateway, so it has no counters to read".into(),
@@ -49,7 +90,7 @@ pub(crate) async fn usage(
         .ok_or_else(|| ApiError::not_found("policy", name))?;
     let mut checks = snap.policies.fixed_checks(name).unwrap_or_default();
     if let Some(dim) = pol.each {
-        let value = q.value.as_deref().ok_or_else(|| {
+        let value = value.ok_or_else(|| {
             ApiError::field("value", "this policy counts each value apart: name one")
         })?;
         let dim = match dim {
@@ -77,32 +118,5 @@ pub(crate) async fn usage(
         .peek(&resolved, now)
         .await
         .map_err(|e| ApiError::Internal(format!("cannot read the counters: {e}")))?;
-    let items: Vec<Value> = checks
-        .iter()
-        .zip(&statuses)
-        .map(|(c, s)| {
-            let used = s.limit.saturating_sub(s.remaining);
-            let (measure, used_v, limit_v): (&str, Value, Value) = match s.measure {
-                Measure::Requests => ("requests", used.into(), s.limit.into()),
-                Measure::Tokens(_) => ("tokens", used.into(), s.limit.into()),
-                Measure::Concurrent => ("concurrent", used.into(), s.limit.into()),
-                Measure::Spend => (
-                    "spend_usd",
-                    (used as f64 / 1e9).into(),
-                    (s.limit as f64 / 1e9).into(),
-                ),
-            };
-            json!({
-                "limit": c.label,
-                "measure": measure,
-                "used": used_v,
-                "of": limit_v,
-                "remaining": if s.measure == Measure::Spend { Value::from(s.remaining as f64 / 1e9) } else { Value::from(s.remaining) },
-                "resets_in_ms": s.reset_us / 1000,
-            })
-        })
-        .collect();
-    Ok(Json(
-        json!({"policy": name, "value": q.value, "shared": snap.traffic.limiter.is_shared(), "items": items}),
-    ))
+    Ok(checks.into_iter().map(|c| c.label).zip(statuses).collect())
 }

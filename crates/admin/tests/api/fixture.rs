@@ -212,6 +212,28 @@ impl Fixture {
         b
     }
 
+    /// Serves the admin API beside a gateway snapshot of the store (so limiter counters can be
+    /// read), as `gatehouse serve` does.
+    pub(crate) async fn with_gateway(&mut self) {
+        let traffic = gatehouse_gateway::limits::Traffic::local();
+        let mut settings = gatehouse_gateway::RawConfig::default();
+        // The store is this one; the URL only tells validation that there is one.
+        settings.server.store = Some("sqlite://fixture".into());
+        let snap = gatehouse_gateway::reload::build(
+            &self.store,
+            &settings,
+            &self.store.shared_key(),
+            &traffic,
+            None,
+        )
+        .await
+        .unwrap();
+        self.app = gatehouse_admin::router(AdminState {
+            store: self.store.clone(),
+            data: Some(snap.into_shared()),
+        });
+    }
+
     pub(crate) async fn call(
         &self,
         who: Who,

@@ -771,3 +771,196 @@ async fn the_api_works_on_postgres_too() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{sub}");
 }
+
+fn b_record(f: &Fixture, app_id: &str, at: i64, cost_nano: i64) -> gatehouse_store::CallRecord {
+    gatehouse_store::CallRecord {
+        id: gatehouse_store::ids::new_id("cal_"),
+        request_id: format!("r{at}"),
+        at,
+        tenant_id: Some(f.b.tenant_id.clone()),
+        app_id: Some(app_id.to_owned()),
+        key_id: format!("gatehouse_{}", f.b.key_id),
+        surface: "chat".into(),
+        dialect: "openai".into(),
+        model_asked: "b-model".into(),
+        status: 200,
+        cost_nano,
+        ..Default::default()
+    }
+}
+
+/// A webhook receiver that keeps what it is sent.
+async fn hook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: http::HeaderMap, body: String| {
+            let g = g.clone();
+            async move {
+                assert!(headers["x-gatehouse-signature"]
+                    .to_str()
+                    .unwrap()
+                    .contains("v1="));
+                g.lock()
+                    .unwrap()
+                    .push(serde_json::from_str::<Value>(&body).unwrap());
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), got)
+}
+
+/// A key whose spend jumps 100× its usual for this time of day: found for the key, its app,
+/// its tenant and the model; reported once (a second pass finds nothing new); sent to the
+/// webhook; the key is revoked; and each tenant reads only its own findings.
+#[tokio::test]
+async fn anomalies_are_found_once_reported_and_a_runaway_key_is_revoked() {
+    use gatehouse_gateway::insights::{detect, WINDOW_MS};
+    let f = Fixture::sqlite().await;
+    let (_, app) = f
+        .call(Who::BAdmin, "GET", "/tenants/b/apps/b-app", None)
+        .await;
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    let now = (gatehouse_store::ids::now_ms() / WINDOW_MS) * WINDOW_MS + 60_000;
+    let start = now - 60_000 - WINDOW_MS;
+    let day = 86_400_000;
+    let mut batch = Vec::new();
+    for d in 1..=7 {
+        for i in 0..30 {
+            batch.push(b_record(&f, &app_id, start - d * day + i * 1000, 1_000_000));
+        }
+    }
+    for i in 0..30 {
+        batch.push(b_record(&f, &app_id, start + i * 1000, 100_000_000));
+    }
+    f.store.insert_calls(&batch).await.unwrap();
+
+    let (url, got) = hook().await;
+    let cfg = gatehouse_gateway::config::AnomalyCfg {
+        interval: Some(std::time::Duration::from_secs(60)),
+        threshold: 4.0,
+        webhook: Some(url),
+        secret: Some("s3cret".into()),
+        revoke_keys_over: Some(20.0),
+    };
+    let alerter = gatehouse_gateway::alerts::Alerter::new(Some(f.store.clone()));
+    let found = detect(&f.store, &alerter, &cfg, now).await.unwrap();
+    let mut what: Vec<(String, String)> = found
+        .iter()
+        .map(|a| (a.dimension.clone(), a.metric.clone()))
+        .collect();
+    what.sort();
+    let cost = |d: &str| (d.to_owned(), "cost_usd".to_owned());
+    assert_eq!(
+        what,
+        [cost("app"), cost("key"), cost("model"), cost("tenant")],
+        "the same request rate is no anomaly; the spend is"
+    );
+    let key = found.iter().find(|a| a.dimension == "key").unwrap();
+    assert_eq!(key.method, "seasonal");
+    assert!((key.baseline - 0.03).abs() < 1e-9 && (key.observed - 3.0).abs() < 1e-9);
+    assert_eq!(key.action.as_deref(), Some("key_revoked"));
+    assert!(detect(&f.store, &alerter, &cfg, now)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(got.lock().unwrap().len(), 4);
+    assert!(got
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|b| b["type"] == "anomaly" && b["metric"] == "cost_usd"));
+
+    let (_, keys) = f
+        .call(Who::BAdmin, "GET", "/tenants/b/apps/b-app/keys", None)
+        .await;
+    let k = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == f.b.key_id.as_str())
+        .unwrap()
+        .clone();
+    assert!(!k["revoked_at"].is_null(), "{k}");
+
+    let count = |who| {
+        let f = &f;
+        async move {
+            let (s, v) = f.call(who, "GET", "/anomalies", None).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v["items"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(count(Who::Owner).await, 4);
+    assert_eq!(
+        count(Who::BAdmin).await,
+        3,
+        "the model's finding is the install's"
+    );
+    assert_eq!(count(Who::AAdmin).await, 0);
+    let (_, v) = f.call(Who::BAdmin, "GET", "/anomalies", None).await;
+    assert!(v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["dimension"] == "app" && a["value"] == "b-app" && a["ratio"] == 100.0));
+}
+
+/// Three days of steady spend ($0.10 an hour) forecast a week ahead, and a $5 lifetime budget
+/// runs out about 50 hours from now.
+#[tokio::test]
+async fn forecasts_project_spend_and_when_a_budget_runs_out() {
+    let mut f = Fixture::sqlite().await;
+    let (s, v) = f
+        .call(
+            Who::Owner,
+            "POST",
+            "/policies",
+            Some(json!({"name": "b-budget", "tenant": "b", "limits": [{"spend_usd": 5.0, "per": "lifetime"}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    f.with_gateway().await;
+    let (_, app) = f
+        .call(Who::BAdmin, "GET", "/tenants/b/apps/b-app", None)
+        .await;
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    let hour = 3_600_000;
+    let now = gatehouse_store::ids::now_ms();
+    let this_hour = now - now % hour;
+    let batch: Vec<_> = (1..=72)
+        .map(|h| b_record(&f, &app_id, this_hour - h * hour + 60_000, 100_000_000))
+        .collect();
+    f.store.insert_calls(&batch).await.unwrap();
+
+    let (s, v) = f
+        .call(Who::BAdmin, "GET", "/forecasts?tenant=b&horizon=7d", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["method"], "holt_winters");
+    assert_eq!(v["history_hours"], 72);
+    let week = v["total"]["cost_usd"].as_f64().unwrap();
+    assert!((week - 16.8).abs() < 0.5, "{week}");
+    let budget = &v["budgets"][0];
+    assert_eq!(budget["policy"], "b-budget", "{v}");
+    let out: jiff::Timestamp = budget["runs_out_at"].as_str().unwrap().parse().unwrap();
+    let hours = (out.as_millisecond() - now) as f64 / hour as f64;
+    assert!((45.0..=55.0).contains(&hours), "runs out in {hours} h: {v}");
+
+    let (s, v) = f
+        .call(Who::AAdmin, "GET", "/forecasts?tenant=b", None)
+        .await;
+    assert!(
+        s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND,
+        "{v}"
+    );
+    let (s, _) = f
+        .call(Who::BAdmin, "GET", "/forecasts?tenant=b&horizon=1y", None)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
