@@ -321,3 +321,90 @@ def test_sigterm_under_load_writes_every_record_and_kill_9_loses_at_most_the_las
         assert oldest_lost < 1.0, "only records of the last flush interval may be lost"
     finally:
         node.stop()
+
+
+class Capture:
+    """One HTTP server that plays an OpenAI upstream (and notes each request's headers) and an
+    OTLP/HTTP collector (and keeps the spans it is sent)."""
+
+    def __init__(self):
+        import http.server
+
+        outer = self
+        self.upstream_headers, self.spans = [], []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if self.path == "/v1/traces":
+                    doc = json.loads(body)
+                    for rs in doc["resourceSpans"]:
+                        for ss in rs["scopeSpans"]:
+                            outer.spans.extend((rs["resource"], s) for s in ss["spans"])
+                    reply = b"{}"
+                else:
+                    outer.upstream_headers.append(dict(self.headers))
+                    reply = json.dumps({
+                        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+                    }).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_traces_continue_the_clients_trace_reach_the_collector_and_logs_are_json(tmp_path):
+    cap = Capture()
+    port = free_port()
+    cfg = tmp_path / "gatehouse.yaml"
+    cfg.write_text(f"""
+server:
+  tracing: {{ otlp_endpoint: '{cap.url}', service_name: gh-e2e }}
+keys: [{{ name: e2e, key: trace-key-0123456789 }}]
+providers: [{{ name: up, kind: openai, base_url: '{cap.url}/v1', api_keys: [k] }}]
+models: [{{ name: chat, targets: [{{ provider: up, model: gpt-4o-mini }}] }}]
+""")
+    log = tmp_path / "gw.log"
+    env = {**os.environ, "GATEHOUSE_LOG_FORMAT": "json", "GATEHOUSE_LOG": "info,gatehouse_gateway=debug"}
+    proc = subprocess.Popen([BIN, "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{free_port()}"],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+    try:
+        from conftest import wait_ready
+        wait_ready(f"http://127.0.0.1:{port}/health", proc, log)
+        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="trace-key-0123456789", max_retries=0)
+        trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+        raw = client.chat.completions.with_raw_response.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}], user="u-1",
+            extra_headers={"traceparent": f"00-{trace_id}-{parent}-01"},
+        )
+        request_id = raw.headers["x-request-id"]
+        eventually(lambda: cap.spans, within=5)
+        resource, span = cap.spans[0]
+        assert {"key": "service.name", "value": {"stringValue": "gh-e2e"}} in resource["attributes"]
+        assert span["traceId"] == trace_id and span["parentSpanId"] == parent and span["name"] == "chat chat"
+        attrs = {a["key"]: a["value"] for a in span["attributes"]}
+        assert attrs["gen_ai.operation.name"] == {"stringValue": "chat"}
+        assert attrs["gen_ai.response.model"] == {"stringValue": "gpt-4o-mini"}
+        assert attrs["gen_ai.usage.input_tokens"] == {"intValue": "5"}
+        assert attrs["gatehouse.request_id"] == {"stringValue": request_id}
+        assert int(span["endTimeUnixNano"]) > int(span["startTimeUnixNano"])
+        # The upstream saw the gateway's span as its parent, in the client's trace.
+        sent = cap.upstream_headers[0]["traceparent"] if "traceparent" in cap.upstream_headers[0] else cap.upstream_headers[0]["Traceparent"]
+        assert sent == f"00-{trace_id}-{span['spanId']}-01"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert lines, log.read_text()
+    assert any(line.get("fields", {}).get("request_id") == request_id for line in lines)
+    assert any(line.get("span", {}).get("request_id") == request_id for line in lines), "events inside a call carry its id"

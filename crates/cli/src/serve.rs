@@ -93,6 +93,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 alerter: Arc::new(Alerter::new(None)),
                 metrics: Arc::default(),
                 calls: None,
+                tracer: tracer(&server),
             };
             let hasher = Arc::new(gatehouse_store::secrets::MasterKey::ephemeral()?);
             let snap = Snapshot::build_with(cfg, None, hasher, traffic, None)?;
@@ -160,6 +161,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                     spill,
                     server.call_log.body_limit,
                 )),
+                tracer: tracer(&server),
             };
             tokio::spawn(gatehouse_gateway::record::retain(
                 store.clone(),
@@ -222,6 +224,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The OTLP span exporter, when `server.tracing` names a collector.
+fn tracer(
+    server: &gatehouse_gateway::config::Server,
+) -> Option<Arc<gatehouse_gateway::trace::Tracer>> {
+    let cfg = server.tracing.clone()?;
+    tracing::info!(endpoint = %cfg.endpoint, service = %cfg.service_name, "OpenTelemetry traces exported over OTLP/HTTP");
+    Some(gatehouse_gateway::trace::Tracer::start(cfg))
 }
 
 /// The node's limiter: Redis when `server.redis` names one (shared by the cluster), else in

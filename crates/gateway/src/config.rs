@@ -81,6 +81,9 @@ pub struct RawServer {
     /// Anomaly detection over the call log's rollups.
     #[serde(default)]
     pub anomalies: RawAnomalies,
+    /// OpenTelemetry traces (off unless `otlp_endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
+    #[serde(default)]
+    pub tracing: RawTracing,
     /// How limits behave.
     #[serde(default)]
     pub limits: RawLimitSettings,
@@ -105,6 +108,18 @@ pub struct RawCallLog {
     pub keep_records: Option<String>,
     /// How long per-minute rollups are kept, e.g. `400d` (default).
     pub keep_rollups: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracing {
+    /// OTLP/HTTP base URL, e.g. `http://127.0.0.1:4318`; spans are POSTed to `/v1/traces`.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the spans (default `gatehouse`).
+    pub service_name: Option<String>,
+    /// Headers sent to the collector (e.g. an API key).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -341,6 +356,15 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// The GenAI semantic conventions' `gen_ai.provider.name`.
+    pub fn semconv_name(self) -> &'static str {
+        match self {
+            Self::Openai | Self::OpenaiCompatible => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gcp.gemini",
+        }
+    }
+
     pub fn dialect(self) -> gatehouse_llm::Dialect {
         match self {
             Self::Openai | Self::OpenaiCompatible => gatehouse_llm::Dialect::OpenAiChat,
@@ -397,6 +421,7 @@ pub struct Server {
     pub capture_bodies: CaptureBodies,
     pub call_log: CallLogCfg,
     pub anomalies: AnomalyCfg,
+    pub tracing: Option<crate::trace::TracingCfg>,
     pub on_redis_error: OnRedisError,
     pub default_output_tokens: u32,
 }
@@ -575,6 +600,36 @@ impl RawConfig {
                 secret: raw.secret.clone(),
                 revoke_keys_over: raw.revoke_keys_over,
             }
+        };
+        let tracing = {
+            let raw = &self.server.tracing;
+            let endpoint = raw
+                .otlp_endpoint
+                .clone()
+                .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+                .filter(|e| !e.is_empty());
+            endpoint.and_then(|endpoint| {
+                if url::Url::parse(&endpoint).is_err() || !endpoint.starts_with("http") {
+                    p.add(
+                        "server.tracing.otlp_endpoint",
+                        format!("{endpoint:?} is not an http(s) URL"),
+                    );
+                    return None;
+                }
+                Some(crate::trace::TracingCfg {
+                    endpoint,
+                    service_name: raw
+                        .service_name
+                        .clone()
+                        .or_else(|| std::env::var("OTEL_SERVICE_NAME").ok())
+                        .unwrap_or_else(|| "gatehouse".into()),
+                    headers: raw
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                })
+            })
         };
         let drain_timeout = p.duration(
             "server.drain_timeout",
@@ -838,6 +893,7 @@ impl RawConfig {
                 capture_bodies: self.server.capture_bodies.unwrap_or_default(),
                 call_log,
                 anomalies,
+                tracing,
                 on_redis_error: self.server.limits.on_redis_error.unwrap_or_default(),
                 default_output_tokens: self.server.limits.default_output_tokens.unwrap_or(1024),
             },

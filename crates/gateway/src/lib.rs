@@ -31,6 +31,7 @@ pub mod server;
 pub mod snapshot;
 pub mod stored;
 pub mod stream;
+pub mod trace;
 pub mod upstream;
 
 pub use config::{Config, RawConfig};

@@ -33,6 +33,8 @@ pub struct Traffic {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The call log, with a store.
     pub calls: Option<Arc<crate::record::CallLog>>,
+    /// The OTLP exporter, when tracing is on.
+    pub tracer: Option<Arc<crate::trace::Tracer>>,
 }
 
 impl Traffic {
@@ -43,6 +45,7 @@ impl Traffic {
             alerter: Arc::new(Alerter::new(None)),
             metrics: Arc::default(),
             calls: None,
+            tracer: None,
         }
     }
 }

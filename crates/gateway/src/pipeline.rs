@@ -177,13 +177,16 @@ pub async fn run(
             let flight = target.health.begin();
             let sent_at = Instant::now();
             let body = std::mem::take(&mut outbound.body);
-            let req = providers::request(
+            let mut req = providers::request(
                 &target.upstream,
                 outbound.op,
                 &target.model,
                 body,
                 &call.id.0,
             );
+            if let Some(tp) = draft.as_ref().and_then(Draft::traceparent) {
+                req = req.header("traceparent", tp);
+            }
             let upstream = match target.upstream.send(req).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -236,6 +239,7 @@ pub async fn run(
                 d.attempt(&target.upstream.cfg.name, &target.model, outcome);
                 d.rec.provider = Some(target.upstream.cfg.name.clone());
                 d.rec.model_served = Some(target.model.clone());
+                d.provider_kind = Some(target.upstream.cfg.kind.semconv_name());
                 d.price = snap
                     .catalog
                     .lookup(target.upstream.cfg.kind.catalog_family(), &target.model)
@@ -1006,6 +1010,12 @@ pub async fn run_rest(
             a.headers(&mut rate);
         }
         // 6. forward: the service's nodes in weighted order; idempotent methods fail over.
+        let mut headers = headers;
+        if let Some(tp) = draft.as_ref().and_then(Draft::traceparent) {
+            if let Ok(v) = HeaderValue::from_str(&tp) {
+                headers.insert("traceparent", v);
+            }
+        }
         let forwarding = Instant::now();
         let (result, attempts) = svc
             .forward(

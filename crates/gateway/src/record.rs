@@ -422,6 +422,13 @@ pub struct Draft {
     response_body: Option<Bytes>,
     /// Time spent waiting on upstreams so far.
     upstream: Duration,
+    /// The call's place in its trace, and where its span goes.
+    trace: crate::trace::Context,
+    client_traceparent: Option<String>,
+    tracer: Option<Arc<crate::trace::Tracer>>,
+    start_ns: u128,
+    /// `gen_ai.provider.name` of the serving provider.
+    pub provider_kind: Option<&'static str>,
 }
 
 /// Most tags a record keeps from `x-gatehouse-tags`, and their longest length.
@@ -462,7 +469,15 @@ impl Draft {
                     .collect()
             })
             .unwrap_or_default();
+        let client_traceparent = header(headers, "traceparent").map(str::to_owned);
         Self {
+            trace: crate::trace::Context::of(client_traceparent.as_deref()),
+            client_traceparent,
+            tracer: traffic.tracer.clone(),
+            start_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+            provider_kind: None,
             rec: CallRecord {
                 id: gatehouse_store::ids::new_id("cal_"),
                 request_id: request_id.to_owned(),
@@ -508,6 +523,16 @@ impl Draft {
     pub fn response_body(&mut self, body: Bytes) {
         if self.capture != CaptureBodies::Off {
             self.response_body = Some(body);
+        }
+    }
+
+    /// The `traceparent` upstream requests carry: the call's span with tracing on, else the
+    /// client's own (so its trace stays whole), else none.
+    pub fn traceparent(&self) -> Option<String> {
+        if self.tracer.is_some() {
+            Some(self.trace.traceparent())
+        } else {
+            self.client_traceparent.clone()
         }
     }
 
@@ -566,6 +591,15 @@ impl Draft {
             self.rec.response_body = self.response_body.take().map(text);
         }
         self.metrics.call(&self.rec);
+        if let Some(t) = &self.tracer {
+            let end = self.start_ns + total.as_nanos();
+            t.finish(
+                self.trace,
+                (self.start_ns, end),
+                &self.rec,
+                self.provider_kind,
+            );
+        }
         if let Some(log) = self.log.take() {
             log.record(self.rec);
         }

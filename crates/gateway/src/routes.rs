@@ -42,7 +42,9 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     req.extensions_mut().insert(id.clone());
-    let mut resp = next.run(req).await;
+    // Every event logged while the call runs carries its request id.
+    let span = tracing::info_span!("call", request_id = %id.0);
+    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
     if let Ok(v) = HeaderValue::from_str(&id.0) {
         resp.headers_mut().insert("x-request-id", v);
     }
