@@ -327,3 +327,60 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every metric the Grafana dashboard (deploy/grafana/gatehouse.json) queries is one this
+    /// registry exports, under that exact name.
+    #[test]
+    fn the_grafana_dashboard_reads_only_exported_metrics() {
+        let m = Metrics::default();
+        m.rejected("rate_limit_exceeded");
+        m.shed("p");
+        m.observe("chat", ("m", "p"), 200, std::time::Duration::from_millis(5));
+        m.call(&gatehouse_store::CallRecord {
+            surface: "chat".into(),
+            model_served: Some("m".into()),
+            provider: Some("p".into()),
+            ttft_ms: Some(3),
+            input_tokens: 5,
+            cost_nano: 7,
+            ..Default::default()
+        });
+        let l = label("provider", "p");
+        m.adaptive_limit.get_or_create(&l).set(4.0);
+        m.adaptive_in_flight.get_or_create(&l).set(1);
+        m.adaptive_queued.get_or_create(&l).set(0);
+        m.target_up.get_or_create(&l).set(1);
+        m.limiter_failures.inc();
+        for c in [
+            &m.log_written,
+            &m.log_spilled,
+            &m.log_replayed,
+            &m.log_dropped,
+        ] {
+            c.inc_by(0);
+        }
+        let mut text = String::new();
+        encode(&mut text, &m.registry.lock().unwrap()).unwrap();
+        let names: std::collections::HashSet<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .collect();
+        let dashboard = include_str!("../../../deploy/grafana/gatehouse.json");
+        let mut asked = 0;
+        for word in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("gatehouse_") {
+                asked += 1;
+                assert!(
+                    names.contains(word),
+                    "the dashboard reads {word}; exported: {names:?}"
+                );
+            }
+        }
+        assert!(asked > 15);
+    }
+}
