@@ -88,15 +88,31 @@ pub async fn detect(
         (Dim::Tenant, vec![Dim::Tenant]),
         (Dim::Model, vec![Dim::Model]),
     ] {
-        let rows = store
+        // The windows a judgement reads: the last four hours and this one, and this one's
+        // time on each of the seven days before (not the whole week: a few hundred minutes
+        // of rollups, however busy the install).
+        let mut rows = store
             .aggregate(&Aggregate {
-                from: start - 7 * DAY_MS,
+                from: start - RECENT * WINDOW_MS,
                 to: end,
-                group_by,
+                group_by: group_by.clone(),
                 step_ms: Some(WINDOW_MS),
                 ..Aggregate::default()
             })
             .await?;
+        for d in 1..=7 {
+            rows.extend(
+                store
+                    .aggregate(&Aggregate {
+                        from: start - d * DAY_MS,
+                        to: end - d * DAY_MS,
+                        group_by: group_by.clone(),
+                        step_ms: Some(WINDOW_MS),
+                        ..Aggregate::default()
+                    })
+                    .await?,
+            );
+        }
         // Per series: its windows by start time.
         let mut series: HashMap<&[String], HashMap<i64, &AggRow>> = HashMap::new();
         for r in &rows {

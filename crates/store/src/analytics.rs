@@ -154,7 +154,8 @@ impl Store {
         for s in &sums {
             select.push(format!("CAST(SUM({s}) AS BIGINT) AS {s}"));
         }
-        let mut q = Query::new(&format!("SELECT {} FROM call_rollups", select.join(", ")));
+        let table = crate::rollups::table_for(a.from, a.to, a.step_ms);
+        let mut q = Query::new(&format!("SELECT {} FROM {table}", select.join(", ")));
         q.compare_int("minute", ">=", a.from);
         q.compare_int("minute", "<", a.to);
         if let Some(ids) = &a.tenant_ids {
@@ -195,28 +196,33 @@ impl Store {
         })
     }
 
-    /// Deletes rollups older than `before`, an hour of them at a time.
+    /// Deletes rollups (of every resolution) whose bucket ends before `before`, an hour of
+    /// them at a time.
     pub async fn prune_rollups(&self, before: i64) -> Result<u64, StoreError> {
         let mut gone = 0;
-        loop {
-            let oldest: Option<i64> = on!(self, pool => {
-                sqlx::query_scalar("SELECT MIN(minute) FROM call_rollups")
-                    .fetch_one(pool)
-                    .await?
-            });
-            let Some(oldest) = oldest.filter(|&o| o < before) else {
-                return Ok(gone);
-            };
-            let upto = (oldest + 3_600_000).min(before);
-            gone += on!(self, pool => {
-                sqlx::query("DELETE FROM call_rollups WHERE minute < $1")
-                    .bind(upto)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            });
-            tokio::task::yield_now().await;
+        for (table, width) in crate::rollups::TABLES {
+            let before = before - width;
+            loop {
+                let oldest: Option<i64> = on!(self, pool => {
+                    sqlx::query_scalar(&format!("SELECT MIN(minute) FROM {table}"))
+                        .fetch_one(pool)
+                        .await?
+                });
+                let Some(oldest) = oldest.filter(|&o| o <= before) else {
+                    break;
+                };
+                let upto = (oldest + 3_600_000).min(before + 1);
+                gone += on!(self, pool => {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE minute < $1"))
+                        .bind(upto)
+                        .execute(pool)
+                        .await?
+                        .rows_affected()
+                });
+                tokio::task::yield_now().await;
+            }
         }
+        Ok(gone)
     }
 }
 

@@ -189,7 +189,8 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        let sql = insert_sql(batch.len());
+        let backend = self.backend();
+        let sql = insert_sql(batch.len(), backend);
         on!(self, pool => {
             let mut tx = pool.begin().await?;
             let mut q = sqlx::query(&sql);
@@ -234,11 +235,19 @@ impl Store {
             for row in &rows {
                 new.insert(row.text("id")?);
             }
-            let rollups = crate::rollups::of(batch.iter().filter(|r| new.contains(&r.id)));
-            for (k, v) in &rollups {
-                crate::rollups::bind(sqlx::query(crate::rollups::UPSERT), k, v)
-                    .execute(&mut *tx)
-                    .await?;
+            for (table, width) in crate::rollups::TABLES {
+                let rollups: Vec<_> =
+                    crate::rollups::of(batch.iter().filter(|r| new.contains(&r.id)), width)
+                        .into_iter()
+                        .collect();
+                for chunk in rollups.chunks(crate::rollups::ROWS) {
+                    let sql = crate::rollups::upsert_sql(table, chunk.len(), backend);
+                    let mut q = sqlx::query(&sql);
+                    for (k, v) in chunk {
+                        q = crate::rollups::bind(q, k, v);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
         });
@@ -322,7 +331,7 @@ impl Store {
 
 /// `INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING RETURNING id`: one statement per batch,
 /// which names the records it actually added.
-fn insert_sql(rows: usize) -> String {
+fn insert_sql(rows: usize, backend: crate::Backend) -> String {
     let mut sql = format!("INSERT INTO call_records ({COLUMNS}) VALUES ");
     for r in 0..rows {
         if r > 0 {
@@ -333,7 +342,7 @@ fn insert_sql(rows: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", r * WIDTH + c + 1));
+            sql.push_str(&crate::db::param(backend, r * WIDTH + c + 1));
         }
         sql.push(')');
     }

@@ -1,9 +1,10 @@
 //! Per-minute rollups of call records: what dashboards and the analytics API read.
 //!
-//! `insert_calls` adds each batch's new records to their minute's row in the same transaction,
-//! so a rollup never counts a record that was not written, nor one twice. Latency and time to
-//! first token are kept as fixed histogram buckets, which add up across rows and give
-//! percentiles for any grouping.
+//! `insert_calls` adds each batch's new records to their minute's, hour's and day's rows in the
+//! same transaction, so a rollup never counts a record that was not written, nor one twice.
+//! Queries read the coarsest table that tiles their window, so a month is read from 30 days'
+//! rows, not 43,200 minutes'. Latency and time to first token are kept as fixed histogram
+//! buckets, which add up across rows and give percentiles for any grouping.
 
 use std::collections::HashMap;
 
@@ -79,13 +80,33 @@ pub(crate) fn status_class(status: i64) -> String {
     format!("{}xx", (status / 100).clamp(0, 9))
 }
 
-/// The rollup rows a set of records adds to.
-pub(crate) fn of<'a>(records: impl Iterator<Item = &'a CallRecord>) -> HashMap<Key, Sums> {
+/// The rollup tables, finest first: one row per bucket (its start in unix ms, column
+/// `minute`) and dimensions.
+pub(crate) const TABLES: [(&str, i64); 3] = [
+    ("call_rollups", 60_000),
+    ("call_rollups_hour", 3_600_000),
+    ("call_rollups_day", 86_400_000),
+];
+
+/// The coarsest table whose buckets tile `[from, to)` (and the step, if any) exactly.
+pub(crate) fn table_for(from: i64, to: i64, step: Option<i64>) -> &'static str {
+    TABLES
+        .iter()
+        .rev()
+        .find(|(_, w)| from % w == 0 && to % w == 0 && step.is_none_or(|s| s % w == 0))
+        .map_or(TABLES[0].0, |(t, _)| t)
+}
+
+/// The rollup rows a set of records adds to, in buckets `width` ms wide.
+pub(crate) fn of<'a>(
+    records: impl Iterator<Item = &'a CallRecord>,
+    width: i64,
+) -> HashMap<Key, Sums> {
     let mut out: HashMap<Key, Sums> = HashMap::new();
     for r in records {
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
         let key = Key {
-            minute: r.at - r.at.rem_euclid(60_000),
+            minute: r.at - r.at.rem_euclid(width),
             tenant_id: opt(&r.tenant_id),
             app_id: opt(&r.app_id),
             key_id: r.key_id.clone(),
@@ -110,21 +131,52 @@ pub(crate) fn of<'a>(records: impl Iterator<Item = &'a CallRecord>) -> HashMap<K
     out
 }
 
-pub(crate) const UPSERT: &str = "INSERT INTO call_rollups (minute, tenant_id, app_id, key_id, model, provider, service, status_class, requests, errors, input_tokens, output_tokens, cost_nano, duration_ms, l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11, ttft_count, t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11) \
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39) \
-ON CONFLICT (minute, tenant_id, app_id, key_id, model, provider, service, status_class) DO UPDATE SET \
-requests = call_rollups.requests + excluded.requests, errors = call_rollups.errors + excluded.errors, \
-input_tokens = call_rollups.input_tokens + excluded.input_tokens, output_tokens = call_rollups.output_tokens + excluded.output_tokens, \
-cost_nano = call_rollups.cost_nano + excluded.cost_nano, duration_ms = call_rollups.duration_ms + excluded.duration_ms, \
-l0 = call_rollups.l0 + excluded.l0, l1 = call_rollups.l1 + excluded.l1, l2 = call_rollups.l2 + excluded.l2, l3 = call_rollups.l3 + excluded.l3, \
-l4 = call_rollups.l4 + excluded.l4, l5 = call_rollups.l5 + excluded.l5, l6 = call_rollups.l6 + excluded.l6, l7 = call_rollups.l7 + excluded.l7, \
-l8 = call_rollups.l8 + excluded.l8, l9 = call_rollups.l9 + excluded.l9, l10 = call_rollups.l10 + excluded.l10, l11 = call_rollups.l11 + excluded.l11, \
-ttft_count = call_rollups.ttft_count + excluded.ttft_count, \
-t0 = call_rollups.t0 + excluded.t0, t1 = call_rollups.t1 + excluded.t1, t2 = call_rollups.t2 + excluded.t2, t3 = call_rollups.t3 + excluded.t3, \
-t4 = call_rollups.t4 + excluded.t4, t5 = call_rollups.t5 + excluded.t5, t6 = call_rollups.t6 + excluded.t6, t7 = call_rollups.t7 + excluded.t7, \
-t8 = call_rollups.t8 + excluded.t8, t9 = call_rollups.t9 + excluded.t9, t10 = call_rollups.t10 + excluded.t10, t11 = call_rollups.t11 + excluded.t11";
+const DIMS: &str = "minute, tenant_id, app_id, key_id, model, provider, service, status_class";
+const SUMS: [&str; 7] = [
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cost_nano",
+    "duration_ms",
+    "ttft_count",
+];
+/// Columns of one row: 8 dimensions, 7 sums, 12 + 12 buckets.
+pub(crate) const WIDTH: usize = 8 + 7 + 2 * BUCKETS;
+/// Rows per statement (SQLite takes at most 32,766 binds).
+pub(crate) const ROWS: usize = 800;
 
-/// Binds one row to `UPSERT`.
+/// `INSERT INTO table … VALUES (…) × rows ON CONFLICT … DO UPDATE SET col = col + excluded.col`.
+pub(crate) fn upsert_sql(table: &str, rows: usize, backend: crate::Backend) -> String {
+    let mut cols: Vec<String> = SUMS.iter().map(|s| (*s).to_owned()).collect();
+    cols.extend((0..BUCKETS).map(|i| format!("l{i}")));
+    cols.extend((0..BUCKETS).map(|i| format!("t{i}")));
+    let mut sql = format!("INSERT INTO {table} ({DIMS}, {}) VALUES ", cols.join(", "));
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..WIDTH {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&crate::db::param(backend, r * WIDTH + c + 1));
+        }
+        sql.push(')');
+    }
+    let set: Vec<String> = cols
+        .iter()
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+        .collect();
+    sql.push_str(&format!(
+        " ON CONFLICT ({DIMS}) DO UPDATE SET {}",
+        set.join(", ")
+    ));
+    sql
+}
+
+/// Binds one row to an `upsert_sql` statement.
 pub(crate) fn bind<'q, DB>(
     mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
     k: &'q Key,
@@ -149,11 +201,11 @@ where
         .bind(s.input_tokens)
         .bind(s.output_tokens)
         .bind(s.cost_nano)
-        .bind(s.duration_ms);
+        .bind(s.duration_ms)
+        .bind(s.ttft_count);
     for n in s.latency {
         q = q.bind(n);
     }
-    q = q.bind(s.ttft_count);
     for n in s.ttft {
         q = q.bind(n);
     }
@@ -177,5 +229,15 @@ mod tests {
         assert_eq!(quantile(&h, 0.5), Some(175.0));
         h[11] = 1;
         assert_eq!(quantile(&h, 1.0), Some(30_000.0));
+    }
+
+    #[test]
+    fn queries_read_the_coarsest_table_that_tiles_them() {
+        let (m, h, d) = (60_000, 3_600_000, 86_400_000);
+        assert_eq!(table_for(0, 10 * d, None), "call_rollups_day");
+        assert_eq!(table_for(0, 10 * d, Some(h)), "call_rollups_hour");
+        assert_eq!(table_for(h, 10 * d, None), "call_rollups_hour");
+        assert_eq!(table_for(0, 10 * d + m, None), "call_rollups");
+        assert_eq!(table_for(0, d, Some(15 * m)), "call_rollups");
     }
 }

@@ -830,6 +830,21 @@ async fn call_search_rollups_and_retention(store: Store) {
         .unwrap();
     assert_eq!(scoped[0].requests, 2);
 
+    // The hour's rollup holds the same as its minutes'.
+    let hour = store
+        .aggregate(&Aggregate {
+            from: base,
+            to: base + 60 * minute,
+            ..Aggregate::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::rollups::table_for(base, base + 60 * minute, None),
+        "call_rollups_hour"
+    );
+    assert_eq!(hour, total);
+
     assert_eq!(store.prune_calls(base + minute, 2).await.unwrap(), 2);
     assert_eq!(store.prune_calls(base + minute, 2).await.unwrap(), 1);
     assert_eq!(store.prune_rollups(base + minute).await.unwrap(), 3);

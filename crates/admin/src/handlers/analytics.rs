@@ -136,6 +136,28 @@ async fn resolve(
     })
 }
 
+fn ceil(t: i64, unit: i64) -> i64 {
+    match t.rem_euclid(unit) {
+        0 => t,
+        r => t - r + unit,
+    }
+}
+
+/// Windows longer than two days are counted in whole hours, longer than two weeks in whole
+/// days, so they read hourly or daily rollups instead of every minute's.
+fn whole_units(agg: &mut Aggregate) {
+    let span = agg.to - agg.from;
+    let unit = if span > 14 * 24 * 60 * MINUTE {
+        24 * 60 * MINUTE
+    } else if span > 48 * 60 * MINUTE {
+        60 * MINUTE
+    } else {
+        return;
+    };
+    agg.from -= agg.from.rem_euclid(unit);
+    agg.to = ceil(agg.to, unit);
+}
+
 fn step_of(q: &AnalyticsQuery, from: i64, to: i64) -> Result<i64, ApiError> {
     let step = match &q.step {
         Some(s) => {
@@ -244,7 +266,9 @@ pub(crate) async fn series(
 ) -> Result<Json<Value>, ApiError> {
     let Resolved { mut agg, stored } = resolve(state, caller, &q).await?;
     let step = step_of(&q, agg.from, agg.to)?;
+    // Whole steps, so the query reads the coarsest rollups that tile them.
     agg.from -= agg.from.rem_euclid(step);
+    agg.to = ceil(agg.to, step);
     agg.step_ms = Some(step);
     let rows = state.store.aggregate(&agg).await?;
     let mut groups: BTreeMap<Vec<String>, BTreeMap<i64, &AggRow>> = BTreeMap::new();
@@ -291,7 +315,8 @@ pub(crate) async fn totals(
     caller: &Caller,
     q: AnalyticsQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let Resolved { agg, stored } = resolve(state, caller, &q).await?;
+    let Resolved { mut agg, stored } = resolve(state, caller, &q).await?;
+    whole_units(&mut agg);
     let rows = state.store.aggregate(&agg).await?;
     let items: Vec<Value> = rows
         .iter()
@@ -330,6 +355,7 @@ pub(crate) async fn top(
     let Resolved { mut agg, stored } = resolve(state, caller, &q).await?;
     agg.group_by = vec![by];
     agg.top = Some((rank, q.limit.unwrap_or(10)));
+    whole_units(&mut agg);
     let rows = state.store.aggregate(&agg).await?;
     let items: Vec<Value> = rows
         .iter()
