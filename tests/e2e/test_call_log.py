@@ -103,6 +103,27 @@ def test_a_record_holds_the_whole_call_and_bodies_are_redacted(mock, tmp_path):
         node.stop()
 
 
+def test_a_rest_services_policy_keeps_its_bodies(mock, tmp_path):
+    password = init(tmp_path / "data")
+    node = Node(tmp_path, "node", "--data-dir", str(tmp_path / "data"))
+    try:
+        node.login("owner", password)
+        node.api("POST", "/tenants", {"name": "acme"}, 201)
+        node.api("POST", "/services", {"name": "status-api", "kind": "rest", "state": "published", "capture_bodies": "full",
+                                       "upstreams": [{"url": f"http://{mock}"}], "routes": [{"path": "/health", "methods": ["GET"]}]}, 201)
+        node.api("POST", "/tenants/acme/apps", {"name": "web"}, 201)
+        key = node.api("POST", "/tenants/acme/apps/web/keys", {"name": "k"}, 201)["key"]
+        node.api("POST", "/tenants/acme/apps/web/subscriptions", {"service": "status-api"}, 201)
+        url, headers = f"{node.url}/s/status-api/health", {"authorization": f"Bearer {key}", "x-gatehouse-tags": "rest-body"}
+        eventually(lambda: httpx.get(url, headers=headers).status_code == 200)
+        eventually(lambda: node.api("GET", "/calls?tag=rest-body&status=200", None, 200)["items"], within=5)
+        r = node.api("GET", "/calls?tag=rest-body&status=200", None, 200)["items"][0]
+        full = node.api("GET", f"/calls/{r['id']}", None, 200)
+        assert full["route"] == "/health" and full["response_body"] == "ok"
+    finally:
+        node.stop()
+
+
 def test_analytics_series_totals_and_top_read_the_rollups(mock, tmp_path):
     password = init(tmp_path / "data")
     node = Node(tmp_path, "node", "--data-dir", str(tmp_path / "data"))

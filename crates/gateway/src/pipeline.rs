@@ -36,9 +36,13 @@ pub async fn run(
     body: Body,
     client: Option<std::net::IpAddr>,
 ) -> Result<Response, GatewayError> {
-    // 1. authenticate: the key names the caller, before a byte of the body is read.
-    let principal = authenticate(snap, &headers)?;
+    // 1. authenticate: the key names the caller, before a byte of the body is read. A refused
+    //    key is counted (metrics), not recorded: it names no one to record it for.
     let started = std::time::Instant::now();
+    let principal = match authenticate(snap, &headers) {
+        Ok(p) => p,
+        Err(e) => return refused(snap, surface.as_str(), e, started),
+    };
     // The call's record, filled in as the call goes and sent at the end (step 10).
     let mut draft = Some(Draft::new(
         &snap.traffic,
@@ -373,6 +377,18 @@ fn observe(
     snap.traffic
         .metrics
         .observe(surface, (&model, &provider), status, started.elapsed());
+}
+
+/// A call refused before it had a caller: counted, and answered.
+fn refused(
+    snap: &Snapshot,
+    surface: &str,
+    e: GatewayError,
+    started: std::time::Instant,
+) -> Result<Response, GatewayError> {
+    let outcome = Err(e);
+    observe(snap, surface, &outcome, started);
+    outcome
 }
 
 /// Errors worth another target: the provider could not be reached or did not answer in time.
@@ -918,8 +934,11 @@ pub async fn run_rest(
         }
     }
     // 1. authenticate: the key names the caller, before a byte of the body is read.
-    let principal = authenticate(snap, &headers)?;
     let started = std::time::Instant::now();
+    let principal = match authenticate(snap, &headers) {
+        Ok(p) => p,
+        Err(e) => return refused(snap, "rest", e, started),
+    };
     let mut draft = {
         let mut d = Draft::new(&snap.traffic, &id.0, &principal, "rest", &headers, client);
         d.capture_from(&snap.capture, Some(service));
@@ -1059,9 +1078,14 @@ pub async fn run_rest(
     }
     .await;
     observe(snap, "rest", &outcome, started);
-    // 7. record: the REST call's record, each node attempt with its outcome.
-    if let Some(d) = draft {
-        d.finish_with(&outcome);
+    // 7. record: the REST call's record, each node attempt with its outcome (sent when the
+    //    response body ends, if its policy keeps that body).
+    match (draft, outcome) {
+        (Some(d), Ok(resp)) if d.keeps_response_body(resp.status()) => Ok(d.finish_after(resp)),
+        (Some(d), outcome) => {
+            d.finish_with(&outcome);
+            outcome
+        }
+        (None, outcome) => outcome,
     }
-    outcome
 }

@@ -631,6 +631,69 @@ impl Draft {
     }
 }
 
+/// Most of a streamed-through response body a record buffers (the record keeps less:
+/// `call_log.body_limit`).
+const TEE_LIMIT: usize = 256 * 1024;
+
+/// Buffers what passes of a response body, and sends the record when the body ends or is
+/// dropped.
+struct Tee {
+    draft: Option<Draft>,
+    buf: bytes::BytesMut,
+    status: http::StatusCode,
+    /// The body streams from the upstream: its time is upstream time.
+    began: std::time::Instant,
+}
+
+impl Drop for Tee {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.draft.take() {
+            d.upstream_time(self.began.elapsed());
+            d.response_body(self.buf.split().freeze());
+            let ok =
+                self.status.is_success() || self.status == http::StatusCode::SWITCHING_PROTOCOLS;
+            let code = self.status.as_u16().to_string();
+            let reason = self.status.canonical_reason().unwrap_or("");
+            d.finish(
+                self.status.as_u16(),
+                (!ok).then_some((code.as_str(), reason)),
+            );
+        }
+    }
+}
+
+impl Draft {
+    /// Whether this call's policy keeps a response body with this status.
+    pub fn keeps_response_body(&self, status: http::StatusCode) -> bool {
+        match self.capture {
+            CaptureBodies::Off => false,
+            CaptureBodies::Errors => status.as_u16() >= 400,
+            CaptureBodies::Full => status != http::StatusCode::SWITCHING_PROTOCOLS,
+        }
+    }
+
+    /// The response, its body passed through a tee; the record is sent when the body ends
+    /// (or the client leaves), with what passed (up to 256 KiB before redaction and the cap).
+    pub fn finish_after(self, resp: axum::response::Response) -> axum::response::Response {
+        use futures_util::StreamExt;
+        let (parts, body) = resp.into_parts();
+        let mut tee = Tee {
+            draft: Some(self),
+            buf: bytes::BytesMut::new(),
+            status: parts.status,
+            began: std::time::Instant::now(),
+        };
+        let stream = body.into_data_stream().map(move |chunk| {
+            if let Ok(b) = &chunk {
+                let room = TEE_LIMIT.saturating_sub(tee.buf.len());
+                tee.buf.extend_from_slice(&b[..b.len().min(room)]);
+            }
+            chunk
+        });
+        axum::response::Response::from_parts(parts, axum::body::Body::from_stream(stream))
+    }
+}
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
