@@ -167,13 +167,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 store.clone(),
                 server.call_log,
             ));
+            let snapshot = reload::build(&store, &settings, &hasher, &traffic, None).await?;
+            let shared = snapshot.into_shared();
             tokio::spawn(gatehouse_gateway::insights::run(
                 store.clone(),
                 Arc::clone(&traffic.alerter),
                 server.anomalies.clone(),
+                Arc::clone(&shared),
             ));
-            let snapshot = reload::build(&store, &settings, &hasher, &traffic, None).await?;
-            let shared = snapshot.into_shared();
             tokio::spawn(reload::run(
                 store.clone(),
                 settings,

@@ -2,24 +2,21 @@
 //! spend and traffic with the date each budget runs out.
 
 use axum::Json;
-use gatehouse_gateway::config::{Dimension, RawPolicy};
-use gatehouse_gateway::stored::{self, Stored};
-use gatehouse_policy::Measure;
+use gatehouse_gateway::config::Dimension;
+use gatehouse_gateway::stored;
 use gatehouse_store::insights::forecast;
-use gatehouse_store::{Aggregate, AnomalyFilter, Dim, Kind};
+use gatehouse_store::{AnomalyFilter, Dim, Kind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::handlers::calls::app_ids;
-use crate::handlers::resources::{readable, tenant_id, tenants_to_read};
+use crate::handlers::resources::{readable, tenants_to_read};
 use crate::view::time;
 use crate::AdminState;
 
 const HOUR: i64 = 3_600_000;
-/// Hourly history a forecast reads.
-const HISTORY_HOURS: i64 = 28 * 24;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -94,91 +91,6 @@ pub(crate) struct ForecastQuery {
     pub(crate) horizon: Option<String>,
 }
 
-/// Hourly cost (nano-USD) and requests of a scope over the history window, from its first hour
-/// with traffic to the last complete hour.
-async fn history(
-    state: &AdminState,
-    tenant_ids: Option<Vec<String>>,
-    filters: Vec<(Dim, String)>,
-    now: i64,
-) -> Result<(Vec<f64>, Vec<f64>), ApiError> {
-    let end = now - now.rem_euclid(HOUR);
-    let rows = state
-        .store
-        .aggregate(&Aggregate {
-            from: end - HISTORY_HOURS * HOUR,
-            to: end,
-            tenant_ids,
-            filters,
-            step_ms: Some(HOUR),
-            ..Aggregate::default()
-        })
-        .await?;
-    let Some(first) = rows.iter().filter_map(|r| r.t).min() else {
-        return Ok((Vec::new(), Vec::new()));
-    };
-    let hours = usize::try_from((end - first) / HOUR).unwrap_or(0);
-    let (mut cost, mut requests) = (vec![0.0; hours], vec![0.0; hours]);
-    for r in &rows {
-        if let Some(i) =
-            r.t.and_then(|t| usize::try_from((t - first) / HOUR).ok())
-                .filter(|i| *i < hours)
-        {
-            cost[i] += r.cost_nano as f64;
-            requests[i] += r.requests as f64;
-        }
-    }
-    Ok((cost, requests))
-}
-
-/// The rollup filters of a policy's scope (with the counted value of an `each` policy).
-fn policy_filters(
-    stored: &Stored,
-    p: &RawPolicy,
-    each: Option<(&str, &str)>,
-) -> Option<Vec<(Dim, String)>> {
-    let mut f = Vec::new();
-    let scope = &p.applies_to;
-    let tenant = scope.tenant.as_deref().or(p.tenant.as_deref());
-    if let Some(t) = tenant {
-        f.push((Dim::Tenant, tenant_id(stored, t)?));
-    }
-    if let Some(a) = &scope.app {
-        let t = tenant?;
-        let row = stored
-            .rows
-            .get(&gatehouse_gateway::stored::row_key(Kind::App, Some(t), a))?;
-        f.push((Dim::App, row.id.clone()));
-    }
-    if let Some(k) = &scope.key {
-        let id = if stored.keys.iter().any(|x| &x.key.id == k) {
-            format!("{}{k}", gatehouse_store::KEY_PREFIX)
-        } else {
-            k.clone()
-        };
-        f.push((Dim::Key, id));
-    }
-    if let Some(m) = &scope.model {
-        f.push((Dim::Model, m.clone()));
-    }
-    if let Some(s) = &scope.service {
-        f.push((Dim::Service, s.clone()));
-    }
-    match each {
-        Some(("tenant", t)) => f.push((Dim::Tenant, tenant_id(stored, t)?)),
-        Some(("app", ta)) => {
-            let (t, a) = ta.split_once('/')?;
-            let row =
-                stored
-                    .rows
-                    .get(&gatehouse_gateway::stored::row_key(Kind::App, Some(t), a))?;
-            f.push((Dim::App, row.id.clone()));
-        }
-        _ => {}
-    }
-    Some(f)
-}
-
 /// Spend and traffic forecast for the caller's scope (a tenant, an app, or everything it may
 /// read), and for every spend budget that applies to it, when it runs out at the forecast pace.
 pub(crate) async fn forecasts(
@@ -212,7 +124,9 @@ pub(crate) async fn forecasts(
     let now = gatehouse_store::ids::now_ms();
     let start = now - now.rem_euclid(HOUR) + HOUR;
     let horizon = usize::try_from(horizon_h).unwrap_or(168);
-    let (cost, requests) = history(state, tenant_ids.clone(), filters, now).await?;
+    let (cost, requests) =
+        gatehouse_gateway::insights::hourly_history(&state.store, tenant_ids.clone(), filters, now)
+            .await?;
     let fc = forecast(&cost, horizon);
     let fr = forecast(&requests, horizon);
     let hourly: Vec<Value> = (0..horizon)
@@ -239,58 +153,43 @@ pub(crate) async fn forecasts(
         if tenant_name.is_some() && scope_tenant.is_some() && scope_tenant != tenant_name {
             continue;
         }
-        let each = match (p.each, tenant_name, &q.app) {
+        let value = match (p.each, tenant_name, &q.app) {
             (None, ..) => None,
-            (Some(Dimension::Tenant), Some(t), _) => Some(("tenant", t.to_owned())),
-            (Some(Dimension::App), Some(t), Some(a)) => Some(("app", format!("{t}/{a}"))),
+            (Some(Dimension::Tenant), Some(t), _) => Some(t.to_owned()),
+            (Some(Dimension::App), Some(t), Some(a)) => Some(format!("{t}/{a}")),
             // A counter per key or model, or per value the query did not name: no one answer.
             _ => continue,
         };
-        let each_ref = each.as_ref().map(|(d, v)| (*d, v.as_str()));
-        let Some(pf) = policy_filters(&stored, p, each_ref) else {
+        let Some(data) = &state.data else {
+            budgets.push(json!({"policy": p.name, "error": "this node serves no gateway, so it has no counters to read"}));
             continue;
         };
-        let counters =
-            match crate::handlers::usage::read(state, &stored, &p.name, each_ref.map(|(_, v)| v))
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    budgets.push(json!({"policy": p.name, "error": e.to_string()}));
-                    continue;
-                }
-            };
-        let (pc, _) = history(state, None, pf, now).await?;
-        let pace = forecast(&pc, horizon);
-        for (label, s) in counters.iter().filter(|(_, s)| s.measure == Measure::Spend) {
-            let used = s.limit.saturating_sub(s.remaining) as f64;
-            // A lifetime budget never resets (its counter reports no reset time).
-            let resets_at = (s.reset_us > 0).then(|| now + s.reset_us / 1000);
-            let left = s.remaining as f64;
-            let mut spent = 0.0;
-            let mut runs_out = None;
-            for (i, v) in pace.values.iter().enumerate() {
-                let t = start + i64::try_from(i).unwrap_or(0) * HOUR;
-                if resets_at.is_some_and(|r| t > r) {
-                    break;
-                }
-                spent += v;
-                if runs_out.is_none() && spent >= left {
-                    runs_out = Some(t);
-                }
-            }
-            let within = resets_at.is_some_and(|r| r <= start + horizon_h * HOUR);
-            budgets.push(json!({
-                "policy": p.name,
-                "value": each.as_ref().map(|(_, v)| v),
-                "limit": label,
-                "used_usd": used / 1e9,
-                "limit_usd": s.limit as f64 / 1e9,
-                "resets_at": resets_at.map_or(Value::Null, time),
-                "projected_usd_at_reset": if within { Value::from((used + spent) / 1e9) } else { Value::Null },
-                "runs_out_at": runs_out.map_or(Value::Null, time),
-                "method": pace.method,
-            }));
+        let snap = data.load_full();
+        match gatehouse_gateway::insights::budget(
+            &state.store,
+            &snap,
+            &stored,
+            p,
+            value.as_deref(),
+            horizon,
+            now,
+        )
+        .await
+        {
+            Ok(list) => budgets.extend(list.into_iter().map(|b| {
+                json!({
+                    "policy": b.policy,
+                    "value": b.value,
+                    "limit": b.limit,
+                    "used_usd": b.used_usd,
+                    "limit_usd": b.limit_usd,
+                    "resets_at": b.resets_at.map_or(Value::Null, time),
+                    "projected_usd_at_reset": b.projected_usd_at_reset,
+                    "runs_out_at": b.runs_out_at.map_or(Value::Null, time),
+                    "method": b.method,
+                })
+            })),
+            Err(e) => budgets.push(json!({"policy": p.name, "error": e})),
         }
     }
     Ok(Json(json!({

@@ -5,7 +5,7 @@
 
 use axum::Json;
 use gatehouse_gateway::stored;
-use gatehouse_policy::{self as policy, Demand, Measure};
+use gatehouse_policy::{self as policy, Measure};
 use gatehouse_store::{Kind, Role};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -81,42 +81,19 @@ pub(crate) async fn read(
             "this node serves no gateway, so it has no counters to read".into(),
         ));
     };
-    let snap = data.load_full();
     let pol = stored
         .config
         .policies
         .iter()
         .find(|p| p.name == name)
         .ok_or_else(|| ApiError::not_found("policy", name))?;
-    let mut checks = snap.policies.fixed_checks(name).unwrap_or_default();
-    if let Some(dim) = pol.each {
-        let value = value.ok_or_else(|| {
-            ApiError::field("value", "this policy counts each value apart: name one")
-        })?;
-        let dim = match dim {
-            gatehouse_gateway::config::Dimension::Key => "key",
-            gatehouse_gateway::config::Dimension::App => "app",
-            gatehouse_gateway::config::Dimension::Tenant => "tenant",
-            gatehouse_gateway::config::Dimension::Model => "model",
-        };
-        checks = snap
-            .policies
-            .each_checks(name, &format!("{dim}={value}"))
-            .unwrap_or_default();
+    if pol.each.is_some() && value.is_none() {
+        return Err(ApiError::field(
+            "value",
+            "this policy counts each value apart: name one",
+        ));
     }
-    if checks.is_empty() {
-        return Err(ApiError::Conflict(format!(
-            "policy `{name}` is not loaded on this node yet; try again in a second"
-        )));
-    }
-    let now = policy::now_us();
-    let resolved = policy::resolve(&checks, &Demand::default(), now)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let statuses = snap
-        .traffic
-        .limiter
-        .peek(&resolved, now)
+    gatehouse_gateway::insights::counters(&data.load_full(), pol, value)
         .await
-        .map_err(|e| ApiError::Internal(format!("cannot read the counters: {e}")))?;
-    Ok(checks.into_iter().map(|c| c.label).zip(statuses).collect())
+        .map_err(ApiError::Conflict)
 }

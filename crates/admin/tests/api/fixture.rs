@@ -214,7 +214,7 @@ impl Fixture {
 
     /// Serves the admin API beside a gateway snapshot of the store (so limiter counters can be
     /// read), as `gatehouse serve` does.
-    pub(crate) async fn with_gateway(&mut self) {
+    pub(crate) async fn with_gateway(&mut self) -> gatehouse_gateway::snapshot::Shared {
         let traffic = gatehouse_gateway::limits::Traffic::local();
         let mut settings = gatehouse_gateway::RawConfig::default();
         // The store is this one; the URL only tells validation that there is one.
@@ -228,10 +228,12 @@ impl Fixture {
         )
         .await
         .unwrap();
+        let shared = snap.into_shared();
         self.app = gatehouse_admin::router(AdminState {
             store: self.store.clone(),
-            data: Some(snap.into_shared()),
+            data: Some(std::sync::Arc::clone(&shared)),
         });
+        shared
     }
 
     pub(crate) async fn call(

@@ -925,7 +925,7 @@ async fn forecasts_project_spend_and_when_a_budget_runs_out() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    f.with_gateway().await;
+    let snap = f.with_gateway().await;
     let (_, app) = f
         .call(Who::BAdmin, "GET", "/tenants/b/apps/b-app", None)
         .await;
@@ -963,4 +963,25 @@ async fn forecasts_project_spend_and_when_a_budget_runs_out() {
         .call(Who::BAdmin, "GET", "/forecasts?tenant=b&horizon=1y", None)
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Without anyone asking: the hourly check reports the budget once (a day), to B.
+    let (url, got) = hook().await;
+    let cfg = gatehouse_gateway::config::AnomalyCfg {
+        interval: Some(std::time::Duration::from_secs(60)),
+        threshold: 4.0,
+        webhook: Some(url),
+        secret: Some("s".into()),
+        revoke_keys_over: None,
+    };
+    let alerter = gatehouse_gateway::alerts::Alerter::new(Some(f.store.clone()));
+    let snap = snap.load_full();
+    let check = || gatehouse_gateway::insights::check_budgets(&f.store, &alerter, &cfg, &snap, now);
+    assert_eq!(check().await.unwrap(), 1);
+    assert_eq!(check().await.unwrap(), 0, "once a day");
+    let sent = got.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["type"], "budget.runout");
+    assert_eq!(sent[0]["policy"], "b-budget");
+    let (_, v) = f.call(Who::BAdmin, "GET", "/anomalies", None).await;
+    assert_eq!(v["items"][0]["metric"], "budget_runout", "{v}");
 }
