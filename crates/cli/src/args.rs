@@ -132,7 +132,7 @@ fn cli() -> clap::Command {
                     Arg::new("capture-bodies")
                         .long("capture-bodies")
                         .env("GATEHOUSE_CAPTURE_BODIES")
-                        .value_parser(["off", "errors", "full", "all"])
+                        .value_parser(["off", "metadata", "errors", "full", "all"])
                         .help("Which bodies call records keep, overriding server.capture_bodies"),
                 )
                 .arg(

@@ -150,8 +150,9 @@ pub enum OnRedisError {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CaptureBodies {
-    /// Metadata only: no bodies.
+    /// Metadata only: no bodies (`metadata` is accepted too).
     #[default]
+    #[serde(alias = "metadata")]
     Off,
     /// Bodies of failed calls.
     Errors,
