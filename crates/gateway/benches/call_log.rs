@@ -6,6 +6,7 @@
 //! cargo bench -p gatehouse-gateway --bench call_log                # 10 M records into SQLite
 //! GATEHOUSE_BENCH_RECORDS=1000000 cargo bench -p gatehouse-gateway --bench call_log
 //! GATEHOUSE_BENCH_POSTGRES_URL=postgres://… cargo bench -p gatehouse-gateway --bench call_log
+//! GATEHOUSE_BENCH_SQLITE=0 GATEHOUSE_BENCH_POSTGRES_URL=… GATEHOUSE_BENCH_RECORDS=2000000 …  # PostgreSQL alone
 //! ```
 //!
 //! Records are spread evenly over the last 30 days: 500 keys in 100 apps of 20 tenants,
@@ -277,8 +278,10 @@ fn main() {
         let dir = std::env::temp_dir().join(format!("gatehouse-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         println!("# Call log benchmark\n\n{total} records spread over 30 days");
-        let sqlite = format!("sqlite://{}", dir.join("bench.db").display());
-        run("SQLite", &sqlite, &dir, total).await;
+        if std::env::var("GATEHOUSE_BENCH_SQLITE").as_deref() != Ok("0") {
+            let sqlite = format!("sqlite://{}", dir.join("bench.db").display());
+            run("SQLite", &sqlite, &dir, total).await;
+        }
         if let Ok(pg) = std::env::var("GATEHOUSE_BENCH_POSTGRES_URL") {
             let pg_total: u64 = std::env::var("GATEHOUSE_BENCH_POSTGRES_RECORDS")
                 .ok()
