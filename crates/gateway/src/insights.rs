@@ -494,7 +494,7 @@ pub async fn detect(
                 tracing::warn!(dimension = %a.dimension, value = %a.value, metric, observed = x, baseline = score.baseline, z = a.score, "anomaly");
                 let mut a = a;
                 if dim == Dim::Key && metric == "cost_usd" {
-                    if let Some(over) = cfg.revoke_keys_over {
+                    if let Some(over) = revoke_threshold(store, cfg, group).await {
                         if ratio >= over {
                             a.action = revoke(store, group).await;
                         }
@@ -534,6 +534,42 @@ pub async fn detect(
         }
     }
     Ok(found)
+}
+
+/// The spend ratio past which a `[key, app, tenant]` group's key is revoked: the lowest of the
+/// node's `revoke_keys_over` and the `on_anomaly` of every policy whose tenant, app or key scope
+/// covers the key (its model and service scopes do not narrow a key's spend).
+async fn revoke_threshold(store: &Store, cfg: &AnomalyCfg, group: &[String]) -> Option<f64> {
+    let mut over = cfg.revoke_keys_over;
+    let stored = match crate::stored::load(store).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "anomaly detector: cannot read the policies");
+            return over;
+        }
+    };
+    let (key, app, tenant) = (group.first()?, group.get(1)?, group.get(2)?);
+    for p in &stored.config.policies {
+        let Some(o) = &p.on_anomaly else { continue };
+        // Whom the policy covers, whatever it counts each of.
+        let scope = RawPolicy {
+            each: None,
+            ..p.clone()
+        };
+        let Some(filters) = policy_filters(&stored, &scope, None) else {
+            continue;
+        };
+        let covers = filters.iter().all(|(d, v)| match d {
+            Dim::Key => v == key,
+            Dim::App => v == app,
+            Dim::Tenant => v == tenant,
+            _ => true,
+        });
+        if covers {
+            over = Some(over.map_or(o.revoke_keys_over, |x| x.min(o.revoke_keys_over)));
+        }
+    }
+    over
 }
 
 /// Revokes the app key of a `[key, app, tenant]` group; returns what was done.

@@ -840,13 +840,23 @@ async fn anomalies_are_found_once_reported_and_a_runaway_key_is_revoked() {
     }
     f.store.insert_calls(&batch).await.unwrap();
 
+    // B's policy: revoke a key whose spend jumps 20×.
+    let (s, v) = f
+        .call(
+            Who::Owner,
+            "POST",
+            "/policies",
+            Some(json!({"name": "b-guard", "tenant": "b", "limits": [{"requests": 1000000, "per": "1m"}], "on_anomaly": {"revoke_keys_over": 20}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
     let (url, got) = hook().await;
     let cfg = gatehouse_gateway::config::AnomalyCfg {
         interval: Some(std::time::Duration::from_secs(60)),
         threshold: 4.0,
         webhook: Some(url),
         secret: Some("s3cret".into()),
-        revoke_keys_over: Some(20.0),
+        revoke_keys_over: None,
     };
     let alerter = gatehouse_gateway::alerts::Alerter::new(Some(f.store.clone()));
     let found = detect(&f.store, &alerter, &cfg, now).await.unwrap();

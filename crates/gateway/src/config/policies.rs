@@ -25,6 +25,16 @@ pub struct RawPolicy {
     /// Budget alerts: a webhook when spend crosses each threshold, once per period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<RawAlerts>,
+    /// What the anomaly detector does about keys this policy's tenant, app or key scope covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_anomaly: Option<RawOnAnomaly>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOnAnomaly {
+    /// Revoke an app key whose 15-minute spend reaches this many times its baseline.
+    pub revoke_keys_over: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -191,6 +201,14 @@ pub(super) fn check(cfg: &RawConfig, p: &mut Problems) {
         for (j, l) in pol.limits.iter().enumerate() {
             if let Err(e) = compile_limit(l) {
                 p.add(&format!("{at}.limits[{j}]"), e);
+            }
+        }
+        if let Some(o) = &pol.on_anomaly {
+            if !(o.revoke_keys_over.is_finite() && o.revoke_keys_over > 1.0) {
+                p.add(
+                    &format!("{at}.on_anomaly.revoke_keys_over"),
+                    "a ratio above 1 (e.g. 20)".into(),
+                );
             }
         }
         if let Some(a) = &pol.alerts {
