@@ -743,7 +743,7 @@ async fn the_openapi_document_covers_every_route() {
     let ops: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(
         ops,
-        60,
+        67,
         "one operation per route: {:?}",
         paths.keys().collect::<Vec<_>>()
     );
