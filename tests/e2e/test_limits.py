@@ -192,7 +192,7 @@ def test_a_dropped_stream_is_charged_only_what_it_streamed(mock, tmp_path):
         metrics = httpx.get(node.admin.replace("/admin/v1", "/metrics")).text
         assert 'gatehouse_limit_rejections_total{code="rate_limit_exceeded"}' in metrics, metrics
         assert "gatehouse_limiter_backend_failures_total 0" in metrics, metrics
-        assert 'gatehouse_requests_total{surface="chat",provider="slow",status="200"}' in metrics, metrics
+        assert 'gatehouse_requests_total{surface="chat",model="gpt-4o-mini",provider="slow",status="200"}' in metrics, metrics
         assert "gatehouse_request_duration_seconds_bucket" in metrics
         assert "gatehouse_log_records_dropped_total 0" in metrics
     finally:
