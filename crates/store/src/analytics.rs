@@ -154,7 +154,9 @@ impl Store {
         for s in &sums {
             select.push(format!("CAST(SUM({s}) AS BIGINT) AS {s}"));
         }
-        let table = crate::rollups::table_for(a.from, a.to, a.step_ms);
+        let by_key =
+            a.group_by.contains(&Dim::Key) || a.filters.iter().any(|(d, _)| *d == Dim::Key);
+        let table = crate::rollups::table_for(a.from, a.to, a.step_ms, by_key);
         let mut q = Query::new(&format!("SELECT {} FROM {table}", select.join(", ")));
         q.compare_int("minute", ">=", a.from);
         q.compare_int("minute", "<", a.to);
@@ -200,7 +202,7 @@ impl Store {
     /// them at a time.
     pub async fn prune_rollups(&self, before: i64) -> Result<u64, StoreError> {
         let mut gone = 0;
-        for (table, width) in crate::rollups::TABLES {
+        for (table, width, _) in crate::rollups::TABLES {
             let before = before - width;
             loop {
                 let oldest: Option<i64> = on!(self, pool => {

@@ -235,9 +235,9 @@ impl Store {
             for row in &rows {
                 new.insert(row.text("id")?);
             }
-            for (table, width) in crate::rollups::TABLES {
+            for (table, width, keys) in crate::rollups::TABLES {
                 let rollups: Vec<_> =
-                    crate::rollups::of(batch.iter().filter(|r| new.contains(&r.id)), width)
+                    crate::rollups::of(batch.iter().filter(|r| new.contains(&r.id)), width, keys)
                         .into_iter()
                         .collect();
                 for chunk in rollups.chunks(crate::rollups::ROWS) {

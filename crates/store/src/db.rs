@@ -92,6 +92,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "rollup resolutions",
         include_str!("../migrations/sqlite/0007_rollup_resolutions.sql"),
     ),
+    (
+        8,
+        "rollup reads",
+        include_str!("../migrations/sqlite/0008_rollup_reads.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -128,6 +133,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "rollup resolutions",
         include_str!("../migrations/postgres/0007_rollup_resolutions.sql"),
+    ),
+    (
+        8,
+        "rollup reads",
+        include_str!("../migrations/postgres/0008_rollup_reads.sql"),
     ),
 ];
 

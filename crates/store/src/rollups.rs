@@ -81,26 +81,33 @@ pub(crate) fn status_class(status: i64) -> String {
 }
 
 /// The rollup tables, finest first: one row per bucket (its start in unix ms, column
-/// `minute`) and dimensions.
-pub(crate) const TABLES: [(&str, i64); 3] = [
-    ("call_rollups", 60_000),
-    ("call_rollups_hour", 3_600_000),
-    ("call_rollups_day", 86_400_000),
+/// `minute`) and dimensions; the third field says whether the table keeps the key dimension.
+/// The hourly table does not (its `key_id` is ''): keys multiply rows more than any other
+/// dimension, and hour-grained views (a week by tenant or model) rarely split by key, while
+/// the daily table keeps them for month-long top-keys lists.
+pub(crate) const TABLES: [(&str, i64, bool); 3] = [
+    ("call_rollups", 60_000, true),
+    ("call_rollups_hour", 3_600_000, false),
+    ("call_rollups_day", 86_400_000, true),
 ];
 
-/// The coarsest table whose buckets tile `[from, to)` (and the step, if any) exactly.
-pub(crate) fn table_for(from: i64, to: i64, step: Option<i64>) -> &'static str {
+/// The coarsest table whose buckets tile `[from, to)` (and the step, if any) exactly, and
+/// that keeps the key dimension when the query groups or filters by key.
+pub(crate) fn table_for(from: i64, to: i64, step: Option<i64>, by_key: bool) -> &'static str {
     TABLES
         .iter()
         .rev()
-        .find(|(_, w)| from % w == 0 && to % w == 0 && step.is_none_or(|s| s % w == 0))
-        .map_or(TABLES[0].0, |(t, _)| t)
+        .find(|(_, w, keys)| {
+            from % w == 0 && to % w == 0 && step.is_none_or(|s| s % w == 0) && (*keys || !by_key)
+        })
+        .map_or(TABLES[0].0, |(t, _, _)| t)
 }
 
 /// The rollup rows a set of records adds to, in buckets `width` ms wide.
 pub(crate) fn of<'a>(
     records: impl Iterator<Item = &'a CallRecord>,
     width: i64,
+    keys: bool,
 ) -> HashMap<Key, Sums> {
     let mut out: HashMap<Key, Sums> = HashMap::new();
     for r in records {
@@ -109,7 +116,11 @@ pub(crate) fn of<'a>(
             minute: r.at - r.at.rem_euclid(width),
             tenant_id: opt(&r.tenant_id),
             app_id: opt(&r.app_id),
-            key_id: r.key_id.clone(),
+            key_id: if keys {
+                r.key_id.clone()
+            } else {
+                String::new()
+            },
             model: r.model_asked.clone(),
             provider: opt(&r.provider),
             service: opt(&r.service),
@@ -234,10 +245,13 @@ mod tests {
     #[test]
     fn queries_read_the_coarsest_table_that_tiles_them() {
         let (m, h, d) = (60_000, 3_600_000, 86_400_000);
-        assert_eq!(table_for(0, 10 * d, None), "call_rollups_day");
-        assert_eq!(table_for(0, 10 * d, Some(h)), "call_rollups_hour");
-        assert_eq!(table_for(h, 10 * d, None), "call_rollups_hour");
-        assert_eq!(table_for(0, 10 * d + m, None), "call_rollups");
-        assert_eq!(table_for(0, d, Some(15 * m)), "call_rollups");
+        assert_eq!(table_for(0, 10 * d, None, false), "call_rollups_day");
+        assert_eq!(table_for(0, 10 * d, Some(h), false), "call_rollups_hour");
+        assert_eq!(table_for(h, 10 * d, None, false), "call_rollups_hour");
+        assert_eq!(table_for(h, 10 * d, None, true), "call_rollups");
+        assert_eq!(table_for(0, 10 * d, Some(h), true), "call_rollups");
+        assert_eq!(table_for(0, 10 * d, None, true), "call_rollups_day");
+        assert_eq!(table_for(0, 10 * d + m, None, false), "call_rollups");
+        assert_eq!(table_for(0, d, Some(15 * m), false), "call_rollups");
     }
 }

@@ -840,7 +840,7 @@ async fn call_search_rollups_and_retention(store: Store) {
         .await
         .unwrap();
     assert_eq!(
-        crate::rollups::table_for(base, base + 60 * minute, None),
+        crate::rollups::table_for(base, base + 60 * minute, None, false),
         "call_rollups_hour"
     );
     assert_eq!(hour, total);
