@@ -16,6 +16,8 @@ pub enum Surface {
     Chat,
     Completions,
     Embeddings,
+    /// Anthropic Messages (`/v1/messages`).
+    Messages,
 }
 
 impl Surface {
@@ -24,6 +26,15 @@ impl Surface {
             Self::Chat => "chat",
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
+            Self::Messages => "messages",
+        }
+    }
+
+    /// The dialect the client speaks: its answers and errors are written in it.
+    pub fn dialect(self) -> gatehouse_llm::Dialect {
+        match self {
+            Self::Messages => gatehouse_llm::Dialect::AnthropicMessages,
+            Self::Chat | Self::Completions | Self::Embeddings => gatehouse_llm::Dialect::OpenAiChat,
         }
     }
 }
@@ -125,6 +136,15 @@ struct RawEnvelope<'a> {
     stream: Option<bool>,
     #[serde(default)]
     user: Option<serde_json::Value>,
+    /// Anthropic's `metadata.user_id`.
+    #[serde(default)]
+    metadata: Option<RawMetadata>,
+}
+
+#[derive(Deserialize)]
+struct RawMetadata {
+    #[serde(default)]
+    user_id: Option<serde_json::Value>,
 }
 
 impl Envelope {
@@ -161,7 +181,7 @@ impl Envelope {
         Ok(Self {
             model,
             stream: raw.stream.unwrap_or(false),
-            user: match raw.user {
+            user: match raw.user.or_else(|| raw.metadata.and_then(|m| m.user_id)) {
                 Some(serde_json::Value::String(u)) if !u.is_empty() => Some(u),
                 _ => None,
             },

@@ -22,7 +22,7 @@ pub enum GatewayError {
     },
     #[error("{0}")]
     ModelNotFound(String),
-    #[error("missing API key: send it as `Authorization: Bearer <key>`")]
+    #[error("missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`")]
     MissingKey,
     #[error("invalid API key")]
     InvalidKey,
@@ -225,6 +225,21 @@ impl GatewayError {
     /// The response for this error (for code that builds responses by hand).
     pub fn into_response_inner(self) -> Response {
         self.into_response()
+    }
+
+    /// The response for this error in the client's dialect: the same status and headers, the
+    /// body in OpenAI's shape or in Anthropic's (`{"type": "error", "error": {...}}`).
+    pub fn respond(self, dialect: gatehouse_llm::Dialect) -> Response {
+        if dialect != gatehouse_llm::Dialect::AnthropicMessages {
+            return self.into_response();
+        }
+        let body = gatehouse_llm::convert::anthropic::from_openai::error(
+            self.status(),
+            self.body().error.message,
+        );
+        let mut resp = self.into_response();
+        *resp.body_mut() = axum::body::Body::from(serde_json::to_vec(&body).unwrap_or_default());
+        resp
     }
 
     /// A translation error, told with the model the client asked for and the provider serving it.

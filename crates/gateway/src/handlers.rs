@@ -41,7 +41,7 @@ async fn proxy(
 ) -> Response {
     pipeline::run(snap, id, surface, headers, body, client.0)
         .await
-        .into_response()
+        .unwrap_or_else(|e| e.respond(surface.dialect()))
 }
 
 pub(crate) async fn chat(
@@ -93,6 +93,36 @@ pub(crate) async fn embeddings(
         body,
     )
     .await
+}
+
+/// `POST /v1/messages`: Anthropic's Messages API, served by any upstream.
+pub(crate) async fn messages(
+    State(snap): Snap,
+    Extension(id): Extension<RequestId>,
+    client: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    proxy(
+        &snap.load_full(),
+        id,
+        Surface::Messages,
+        (headers, client),
+        body,
+    )
+    .await
+}
+
+/// `POST /v1/messages/count_tokens`.
+pub(crate) async fn count_tokens(
+    State(snap): Snap,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    pipeline::count_tokens(&snap.load_full(), id, headers, body)
+        .await
+        .unwrap_or_else(|e| e.respond(gatehouse_llm::Dialect::AnthropicMessages))
 }
 
 pub(crate) async fn list_models(

@@ -183,10 +183,10 @@ pub async fn run(
             let body = std::mem::take(&mut outbound.body);
             let mut req = providers::request(
                 &target.upstream,
-                outbound.op,
-                &target.model,
+                (outbound.op, &target.model),
                 body,
                 &call.id.0,
+                &outbound.forward,
             );
             if let Some(tp) = draft.as_ref().and_then(Draft::traceparent) {
                 req = req.header("traceparent", tp);
@@ -307,7 +307,7 @@ pub async fn run(
         )))
     }
     .await;
-    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    let mut response = result.unwrap_or_else(|e| e.respond(surface.dialect()));
     response.headers_mut().extend(rate);
     if let Ok(v) = HeaderValue::from_str(&attempts.to_string()) {
         response.headers_mut().insert("x-gatehouse-attempts", v);
@@ -336,6 +336,9 @@ fn prompt_if_tight(call: &Call, envelope: &Envelope, candidates: &[Target]) -> O
     }
     match call.surface {
         Surface::Chat => serde_json::from_slice::<openai::ChatRequest>(&call.body)
+            .ok()
+            .map(|r| tokens::count_chat(&r).0),
+        Surface::Messages => messages_as_chat(&call.body)
             .ok()
             .map(|r| tokens::count_chat(&r).0),
         _ => Some(tokens::count_text(&envelope.model, &String::from_utf8_lossy(&call.body)).0),
@@ -411,7 +414,7 @@ fn needs_of(body: &[u8]) -> Vec<gatehouse_llm::catalog::Capability> {
     if has(b"\"tools\"") {
         out.push(Capability::Tools);
     }
-    if has(b"\"image_url\"") {
+    if has(b"\"image_url\"") || has(b"\"image\"") {
         out.push(Capability::Vision);
     }
     if has(b"\"response_format\"") {
@@ -510,6 +513,10 @@ fn prompt_of(call: &Call, model: &str) -> Result<(u64, Option<u32>), GatewayErro
             let req: openai::ChatRequest = parse_typed(&call.body)?;
             (tokens::count_chat(&req).0, req.output_cap())
         }
+        Surface::Messages => {
+            let req = messages_as_chat(&call.body)?;
+            (tokens::count_chat(&req).0, req.max_tokens)
+        }
         Surface::Embeddings => {
             let req: openai::EmbeddingsRequest = parse_typed(&call.body)?;
             let n = match &req.input {
@@ -543,18 +550,106 @@ fn prompt_of(call: &Call, model: &str) -> Result<(u64, Option<u32>), GatewayErro
     })
 }
 
+/// An Anthropic Messages body as the canonical chat request (to count its tokens).
+fn messages_as_chat(body: &[u8]) -> Result<openai::ChatRequest, GatewayError> {
+    let req: anthropic::Request = parse_typed(body)?;
+    let model = req.model.clone();
+    convert::openai::from_anthropic::request(req)
+        .map(|(r, _)| r)
+        .map_err(|e| GatewayError::from_llm(e, &model, "-"))
+}
+
+/// `POST /v1/messages/count_tokens`: the tokens a Messages request's prompt holds. An Anthropic
+/// upstream is asked (its count is exact); for any other the prompt is counted here, with the
+/// target model's tokenizer where Gatehouse has it. Costs nothing, so no limit is charged.
+pub async fn count_tokens(
+    snap: &Snapshot,
+    id: RequestId,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, GatewayError> {
+    let principal = authenticate(snap, &headers)?;
+    let call = Call::read(id, Surface::Messages, headers, body, snap.max_body).await?;
+    let envelope = Envelope::parse(&call.body)?;
+    authorise(snap, &principal, &envelope.model)?;
+    let plan = plan_route(snap, &envelope.model, &call.headers)?;
+    let target = &plan.candidates[0];
+    // A count request has no `max_tokens`; the typed request wants one.
+    let mut value: serde_json::Value = parse_typed(&call.body)?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("max_tokens").or_insert(serde_json::json!(1));
+    }
+    let body = Bytes::from(value.to_string());
+    let req = messages_as_chat(&body)?;
+    if target.upstream.cfg.kind.dialect() == Dialect::AnthropicMessages {
+        let forward: Vec<_> = ANTHROPIC_FORWARDED
+            .iter()
+            .filter_map(|&name| call.headers.get(name).map(|v| (name, v.clone())))
+            .collect();
+        let up = &target.upstream;
+        let deadline = Instant::now() + up.cfg.timeouts.total;
+        let req = providers::request(
+            up,
+            (Op::CountTokens, &target.model),
+            envelope.with_model(&call.body, &target.model),
+            &call.id.0,
+            &forward,
+        );
+        let resp = up.send(req).await?;
+        let status = resp.status().as_u16();
+        let body = up.read_body(resp, deadline).await?;
+        if !(200..300).contains(&status) {
+            return Err(upstream_error(
+                target,
+                &Translation::AnthropicPassThrough,
+                status,
+                &body,
+                None,
+            ));
+        }
+        serde_json::from_slice::<IgnoredAny>(&body).map_err(|e| {
+            GatewayError::UpstreamMalformed {
+                provider: up.cfg.name.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let mut r = Response::new(Body::from(body));
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return Ok(r);
+    }
+    let n = tokens::count_chat(&openai::ChatRequest {
+        model: target.model.clone(),
+        ..req
+    })
+    .0;
+    let mut r = axum::Json(serde_json::json!({ "input_tokens": n })).into_response();
+    if let Ok(v) = HeaderValue::from_str(&target.upstream.cfg.name) {
+        r.headers_mut().insert("x-gatehouse-provider", v);
+    }
+    Ok(r)
+}
+
 /// Finds the caller's key by its keyed hash, and checks that it has not expired.
+/// The key is read from `Authorization: Bearer`, or from `x-api-key` as Anthropic's clients
+/// send it.
 pub fn authenticate(snap: &Snapshot, headers: &HeaderMap) -> Result<Principal, GatewayError> {
-    let value = headers
-        .get(http::header::AUTHORIZATION)
-        .ok_or(GatewayError::MissingKey)?
-        .to_str()
-        .map_err(|_| GatewayError::InvalidKey)?;
-    let key = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .ok_or(GatewayError::MissingKey)?
-        .trim();
+    let key = match headers.get(http::header::AUTHORIZATION) {
+        Some(v) => {
+            let value = v.to_str().map_err(|_| GatewayError::InvalidKey)?;
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+                .ok_or(GatewayError::MissingKey)?
+                .trim()
+        }
+        None => headers
+            .get("x-api-key")
+            .ok_or(GatewayError::MissingKey)?
+            .to_str()
+            .map_err(|_| GatewayError::InvalidKey)?
+            .trim(),
+    };
     let principal = snap
         .keys
         .get(&snap.hasher.hash(key))
@@ -596,6 +691,8 @@ pub fn plan_route(snap: &Snapshot, model: &str, headers: &HeaderMap) -> Result<P
 #[derive(Debug)]
 enum Translation {
     PassThrough,
+    /// An Anthropic client's call to an Anthropic upstream, forwarded as it is.
+    AnthropicPassThrough,
     Anthropic(ResponseContext),
     /// The client's body is kept (a reference count, not a copy) to count usage if Gemini sends none.
     Gemini {
@@ -615,8 +712,25 @@ pub(crate) struct Outbound {
     body: Bytes,
     stream: bool,
     translation: Translation,
+    /// How the canonical (OpenAI) answer is written for the client.
+    egress: Egress,
+    /// Client headers the upstream must see (`anthropic-version`, `anthropic-beta`).
+    forward: Vec<(&'static str, HeaderValue)>,
     dropped: Vec<String>,
 }
+
+/// The client's dialect, when the answer must be rewritten into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Egress {
+    /// The answer is already in the client's dialect.
+    Native,
+    /// OpenAI's answer, rewritten as Anthropic Messages; the prompt's tokens (counted) go in
+    /// a stream's `message_start`.
+    Anthropic { prompt_tokens: u64 },
+}
+
+/// The Anthropic headers a client sends that an Anthropic upstream must see.
+const ANTHROPIC_FORWARDED: [&str; 2] = ["anthropic-version", "anthropic-beta"];
 
 fn translate_request(
     snap: &Snapshot,
@@ -637,6 +751,8 @@ fn translate_request(
         body: envelope.with_model(&call.body, &target.model),
         stream: envelope.stream,
         translation: Translation::PassThrough,
+        egress: Egress::Native,
+        forward: Vec::new(),
         dropped: Vec::new(),
     };
     match (call.surface, dialect) {
@@ -645,52 +761,39 @@ fn translate_request(
         })),
         (Surface::Completions, Dialect::OpenAiChat) => Ok(pass(Op::Completions)),
         (Surface::Embeddings, Dialect::OpenAiChat) => Ok(pass(Op::Embeddings)),
-        (Surface::Chat, Dialect::AnthropicMessages) => {
+        (Surface::Chat, _) => {
             let req: openai::ChatRequest = parse_typed(&call.body)?;
-            let ctx = response_context(&req, target);
-            let max_tokens = snap
-                .catalog
-                .lookup(up.kind.catalog_family(), &target.model)
-                .map(|m| m.max_output_tokens.min(up.default_max_tokens))
-                .unwrap_or(up.default_max_tokens);
-            let (body, notes) =
-                convert::anthropic::from_openai::request(req, &target.model, max_tokens)
-                    .map_err(llm_err)?;
-            let ctx = ResponseContext {
-                json_tool: notes.json_tool,
-                ..ctx
-            };
+            chat_request(snap, req, &call.body, envelope.stream, target).map_err(llm_err)
+        }
+        (Surface::Messages, Dialect::AnthropicMessages) => {
+            let forward = ANTHROPIC_FORWARDED
+                .iter()
+                .filter_map(|&name| call.headers.get(name).map(|v| (name, v.clone())))
+                .collect();
             Ok(Outbound {
-                op: Op::Chat {
+                translation: Translation::AnthropicPassThrough,
+                forward,
+                ..pass(Op::Chat {
                     stream: envelope.stream,
-                },
-                body: to_bytes(&body),
-                stream: envelope.stream,
-                translation: Translation::Anthropic(ctx),
-                dropped: notes.dropped,
+                })
             })
         }
-        (Surface::Chat, Dialect::Gemini) => {
-            let req: openai::ChatRequest = parse_typed(&call.body)?;
-            let mut ctx = response_context(&req, target);
-            // Gemini may send no usage; count the prompt up front only when a stream's client
-            // asked for usage (a non-streamed answer without usage is counted when it arrives).
-            if envelope.stream && ctx.include_usage {
-                ctx.prompt_tokens = Some(tokens::count_chat(&req).0);
-            }
-            let (body, notes) = convert::gemini::from_openai::request(req).map_err(llm_err)?;
-            Ok(Outbound {
-                op: Op::Chat {
-                    stream: envelope.stream,
-                },
-                body: to_bytes(&body),
-                stream: envelope.stream,
-                translation: Translation::Gemini {
-                    ctx,
-                    client_body: call.body.clone(),
-                },
-                dropped: notes.dropped,
-            })
+        (Surface::Messages, _) => {
+            let req: anthropic::Request = parse_typed(&call.body)?;
+            let (mut req, notes) =
+                convert::openai::from_anthropic::request(req).map_err(llm_err)?;
+            adapt_for(&mut req, target, &snap.catalog);
+            let prompt_tokens = if envelope.stream {
+                tokens::count_chat(&req).0
+            } else {
+                0
+            };
+            let canonical = to_bytes(&req);
+            let mut out =
+                chat_request(snap, req, &canonical, envelope.stream, target).map_err(llm_err)?;
+            out.egress = Egress::Anthropic { prompt_tokens };
+            out.dropped.extend(notes.dropped);
+            Ok(out)
         }
         (Surface::Embeddings, Dialect::Gemini) => {
             let req: openai::EmbeddingsRequest = parse_typed(&call.body)?;
@@ -713,6 +816,8 @@ fn translate_request(
                     prompt_tokens,
                     base64,
                 },
+                egress: Egress::Native,
+                forward: Vec::new(),
                 dropped: Vec::new(),
             })
         }
@@ -720,6 +825,105 @@ fn translate_request(
         (Surface::Completions, Dialect::AnthropicMessages | Dialect::Gemini) => Err(unsupported(
             "the legacy completions API (use /v1/chat/completions)",
         )),
+    }
+}
+
+/// Fits a chat request translated from another dialect to an OpenAI-dialect target: OpenAI's
+/// own API wants `max_completion_tokens` and knows no `top_k`, and a model the catalog knows
+/// to lack reasoning is not sent `reasoning_effort`.
+fn adapt_for(
+    req: &mut openai::ChatRequest,
+    target: &Target,
+    catalog: &gatehouse_llm::catalog::Catalog,
+) {
+    use crate::config::ProviderKind;
+    let kind = target.upstream.cfg.kind;
+    if kind.dialect() != Dialect::OpenAiChat {
+        return;
+    }
+    if kind == ProviderKind::Openai {
+        req.max_completion_tokens = req.max_tokens.take();
+        req.extra.remove("top_k");
+    }
+    let reasoning = catalog
+        .lookup(kind.catalog_family(), &target.model)
+        .map(|m| {
+            m.capabilities
+                .contains(&gatehouse_llm::catalog::Capability::Reasoning)
+        });
+    if reasoning == Some(false) {
+        req.reasoning_effort = None;
+    }
+}
+
+/// A typed chat request in the target's dialect. `client_body` is the request as OpenAI JSON,
+/// kept to count the prompt if Gemini reports no usage.
+fn chat_request(
+    snap: &Snapshot,
+    req: openai::ChatRequest,
+    client_body: &Bytes,
+    stream: bool,
+    target: &Target,
+) -> Result<Outbound, gatehouse_llm::LlmError> {
+    let up = &target.upstream.cfg;
+    let op = Op::Chat { stream };
+    let outbound = |body, translation, dropped| Outbound {
+        op,
+        body,
+        stream,
+        translation,
+        egress: Egress::Native,
+        forward: Vec::new(),
+        dropped,
+    };
+    match up.kind.dialect() {
+        Dialect::OpenAiChat => {
+            let req = openai::ChatRequest {
+                model: target.model.clone(),
+                ..req
+            };
+            Ok(outbound(
+                to_bytes(&req),
+                Translation::PassThrough,
+                Vec::new(),
+            ))
+        }
+        Dialect::AnthropicMessages => {
+            let ctx = response_context(&req, target);
+            let max_tokens = snap
+                .catalog
+                .lookup(up.kind.catalog_family(), &target.model)
+                .map(|m| m.max_output_tokens.min(up.default_max_tokens))
+                .unwrap_or(up.default_max_tokens);
+            let (body, notes) =
+                convert::anthropic::from_openai::request(req, &target.model, max_tokens)?;
+            let ctx = ResponseContext {
+                json_tool: notes.json_tool,
+                ..ctx
+            };
+            Ok(outbound(
+                to_bytes(&body),
+                Translation::Anthropic(ctx),
+                notes.dropped,
+            ))
+        }
+        Dialect::Gemini => {
+            let mut ctx = response_context(&req, target);
+            // Gemini may send no usage; count the prompt up front only when a stream's client
+            // asked for usage (a non-streamed answer without usage is counted when it arrives).
+            if stream && ctx.include_usage {
+                ctx.prompt_tokens = Some(tokens::count_chat(&req).0);
+            }
+            let (body, notes) = convert::gemini::from_openai::request(req)?;
+            Ok(outbound(
+                to_bytes(&body),
+                Translation::Gemini {
+                    ctx,
+                    client_body: client_body.clone(),
+                },
+                notes.dropped,
+            ))
+        }
     }
 }
 
@@ -759,10 +963,25 @@ async fn respond(
     let up = &target.upstream;
 
     let mut response = if out.stream {
+        let egress = match (out.egress, &out.translation) {
+            (Egress::Anthropic { prompt_tokens }, _) => stream::Egress::Anthropic(Box::new(
+                convert::anthropic::from_openai::Stream::new(&target.model, prompt_tokens),
+            )),
+            (Egress::Native, Translation::AnthropicPassThrough) => stream::Egress::AnthropicNative,
+            (Egress::Native, _) => stream::Egress::OpenAi,
+        };
         let translator = match out.translation {
-            Translation::PassThrough | Translation::GeminiEmbeddings { .. } => {
-                Translator::PassThrough { done: false }
-            }
+            Translation::PassThrough | Translation::GeminiEmbeddings { .. } => match out.egress {
+                Egress::Native => Translator::PassThrough {
+                    done: false,
+                    anthropic: false,
+                },
+                Egress::Anthropic { .. } => Translator::OpenAi { done: false },
+            },
+            Translation::AnthropicPassThrough => Translator::PassThrough {
+                done: false,
+                anthropic: true,
+            },
             Translation::Anthropic(ctx) => {
                 Translator::Anthropic(Box::new(from_anthropic::Stream::new(ctx)))
             }
@@ -773,7 +992,14 @@ async fn respond(
         let record = draft.take();
         let meter = (admission.is_some() || record.is_some())
             .then(|| stream::Meter::new(admission, record, &target.model));
-        let mut r = Response::new(stream::body(resp, translator, up, deadline, meter, hold));
+        let mut r = Response::new(stream::body(
+            resp,
+            (translator, egress),
+            up,
+            deadline,
+            meter,
+            hold,
+        ));
         r.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         r.headers_mut()
@@ -791,7 +1017,7 @@ async fn respond(
             message: e.to_string(),
         };
         let body = match out.translation {
-            Translation::PassThrough => {
+            Translation::PassThrough | Translation::AnthropicPassThrough => {
                 serde_json::from_slice::<IgnoredAny>(&body).map_err(malformed)?;
                 body
             }
@@ -826,6 +1052,16 @@ async fn respond(
             }
         };
         let reported = limits::usage_of(&body);
+        let body = match out.egress {
+            Egress::Native => body,
+            Egress::Anthropic { .. } => {
+                let parsed: openai::ChatResponse =
+                    serde_json::from_slice(&body).map_err(malformed)?;
+                let answer = convert::anthropic::from_openai::response(parsed, &target.model)
+                    .map_err(|e| GatewayError::from_llm(e, &target.model, &up.cfg.name))?;
+                to_bytes(&answer)
+            }
+        };
         if let Some(d) = draft.as_mut() {
             if let Some(t) = reported {
                 d.tokens(t);
@@ -874,7 +1110,9 @@ fn upstream_error(
     let provider = target.upstream.cfg.name.clone();
     let translated = match translation {
         Translation::PassThrough => serde_json::from_slice::<openai::ErrorBody>(body).ok(),
-        Translation::Anthropic(_) => from_anthropic::error(status, body),
+        Translation::Anthropic(_) | Translation::AnthropicPassThrough => {
+            from_anthropic::error(status, body)
+        }
         Translation::Gemini { .. } | Translation::GeminiEmbeddings { .. } => {
             from_gemini::error(status, body)
         }

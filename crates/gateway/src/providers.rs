@@ -15,9 +15,13 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// Which upstream operation a call maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
-    Chat { stream: bool },
+    Chat {
+        stream: bool,
+    },
     Completions,
     Embeddings,
+    /// Anthropic's `/messages/count_tokens` (Anthropic upstreams only).
+    CountTokens,
 }
 
 /// Where a provider's operations are sent, worked out once when the snapshot is built.
@@ -64,15 +68,17 @@ impl Endpoints {
 }
 
 /// Builds the HTTP request for `op` on `model` with a body in the provider's dialect.
+/// `forward` holds client headers the upstream must see; the provider's own `headers` win.
 pub fn request(
     up: &Upstream,
-    op: Op,
-    model: &str,
+    (op, model): (Op, &str),
     body: Bytes,
     request_id: &str,
+    forward: &[(&'static str, http::HeaderValue)],
 ) -> reqwest::RequestBuilder {
     let base = &up.cfg.base_url;
     let builder = match (&up.endpoints, op) {
+        (_, Op::CountTokens) => up.client.post(format!("{base}/messages/count_tokens")),
         (Endpoints::Fixed { chat, .. }, Op::Chat { .. }) => up.client.post(chat.clone()),
         (Endpoints::Fixed { completions, .. }, Op::Completions) => {
             up.client.post(completions.clone())
@@ -102,7 +108,8 @@ pub fn request(
                 Some(k) => req.header("x-api-key", k),
                 None => req,
             };
-            if up.cfg.headers.contains_key("anthropic-version") {
+            let forwarded = forward.iter().any(|(n, _)| *n == "anthropic-version");
+            if up.cfg.headers.contains_key("anthropic-version") || forwarded {
                 req
             } else {
                 req.header("anthropic-version", ANTHROPIC_VERSION)
@@ -113,6 +120,11 @@ pub fn request(
             None => req,
         },
     };
+    for (name, value) in forward {
+        if !up.cfg.headers.contains_key(*name) {
+            req = req.header(*name, value.clone());
+        }
+    }
     for (name, value) in &up.cfg.headers {
         req = req.header(name.as_str(), value.as_str());
     }

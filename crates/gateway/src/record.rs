@@ -486,7 +486,12 @@ impl Draft {
                 app_id,
                 key_id: principal.key_name.to_string(),
                 surface: surface.to_owned(),
-                dialect: if surface == "rest" { "rest" } else { "openai" }.to_owned(),
+                dialect: match surface {
+                    "rest" => "rest",
+                    "messages" => "anthropic",
+                    _ => "openai",
+                }
+                .to_owned(),
                 end_user: header(headers, "x-gatehouse-end-user")
                     .map(|u| u.chars().take(256).collect()),
                 client_ip: client.map(|c| c.to_string()),

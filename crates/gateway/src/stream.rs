@@ -1,7 +1,9 @@
 //! The stream driver: upstream SSE bytes in, client SSE bytes out, one event at a time.
 //!
-//! Pass-through streams are forwarded byte for byte (the decoder only watches for `[DONE]`);
-//! translated streams go through the pair's state machine. Nothing is buffered beyond one
+//! Pass-through streams are forwarded byte for byte (the decoder only watches for the end:
+//! `[DONE]`, or Anthropic's `message_stop`); translated streams go through the pair's state
+//! machine into OpenAI chunks, which the `Sink` writes in the client's dialect (as they are for
+//! an OpenAI client, as Anthropic's event sequence for an Anthropic one). Nothing is buffered beyond one
 //! upstream chunk, so backpressure reaches the upstream. The idle timeout cuts a stalled stream
 //! and the total deadline bounds the whole; either, a broken connection, or a stream that ends
 //! early finishes with an error event in the client's dialect. Dropping the body (the client went
@@ -18,6 +20,7 @@ use std::pin::Pin;
 use axum::body::Body;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use gatehouse_llm::convert::anthropic::from_openai as to_anthropic;
 use gatehouse_llm::convert::openai::{from_anthropic, from_gemini};
 use gatehouse_llm::convert::StreamOut;
 use gatehouse_llm::sse;
@@ -136,6 +139,43 @@ impl Meter {
         self.note_text();
     }
 
+    /// An Anthropic event as JSON text (pass-through streams to Anthropic clients).
+    fn observe_anthropic(&mut self, data: &str) {
+        let Ok(ev) = serde_json::from_str::<anthropic::StreamEvent>(data) else {
+            return;
+        };
+        match ev {
+            anthropic::StreamEvent::MessageStart { message } => {
+                self.note_usage(&gatehouse_llm::usage::from_anthropic(&message.usage));
+            }
+            anthropic::StreamEvent::MessageDelta { usage: Some(u), .. } => {
+                // Cumulative; fields it leaves out keep message_start's values.
+                let mut t = self.usage.unwrap_or_default();
+                t.output = u.output_tokens;
+                if u.input_tokens > 0 || u.cache_read_input_tokens.is_some() {
+                    let o = gatehouse_llm::usage::from_anthropic(&u);
+                    t.input = o.prompt_tokens;
+                    t.cached = u.cache_read_input_tokens.unwrap_or(t.cached);
+                }
+                self.usage = Some(t);
+            }
+            anthropic::StreamEvent::ContentBlockDelta { delta, .. } => {
+                match delta {
+                    anthropic::BlockDelta::TextDelta { text } => self.text.push_str(&text),
+                    anthropic::BlockDelta::ThinkingDelta { thinking } => {
+                        self.text.push_str(&thinking)
+                    }
+                    anthropic::BlockDelta::InputJsonDelta { partial_json } => {
+                        self.text.push_str(&partial_json)
+                    }
+                    _ => {}
+                }
+                self.note_text();
+            }
+            _ => {}
+        }
+    }
+
     /// A translated chunk.
     fn observe(&mut self, c: &openai::ChatChunk) {
         if let Some(Some(u)) = &c.usage {
@@ -192,12 +232,104 @@ impl Drop for Meter {
 /// How upstream events become client events.
 #[derive(Debug)]
 pub enum Translator {
-    /// Same dialect: forward bytes, watch for the terminator.
+    /// Same dialect: forward bytes, watch for the end (`[DONE]`; `message_stop` on Anthropic).
     PassThrough {
+        done: bool,
+        anthropic: bool,
+    },
+    /// OpenAI chunks, parsed for a client that speaks another dialect.
+    OpenAi {
         done: bool,
     },
     Anthropic(Box<from_anthropic::Stream>),
     Gemini(Box<from_gemini::Stream>),
+}
+
+/// How the client's stream is written: OpenAI chunks as they are, or Anthropic's events.
+#[derive(Debug)]
+pub enum Egress {
+    OpenAi,
+    /// An Anthropic upstream passed through to an Anthropic client: only the gateway's own
+    /// errors are written, in Anthropic's shape.
+    AnthropicNative,
+    /// OpenAI chunks turned into Anthropic's event sequence.
+    Anthropic(Box<to_anthropic::Stream>),
+}
+
+/// The client-bound events waiting to be sent, written in the client's dialect.
+#[derive(Debug)]
+pub struct Sink {
+    pending: VecDeque<Bytes>,
+    egress: Egress,
+}
+
+impl Sink {
+    fn chunk(&mut self, c: openai::ChatChunk) {
+        match &mut self.egress {
+            Egress::OpenAi | Egress::AnthropicNative => self
+                .pending
+                .push_back(sse::data(&serde_json::to_vec(&c).unwrap_or_default())),
+            Egress::Anthropic(s) => {
+                for ev in s.on_chunk(c) {
+                    self.anthropic(&ev);
+                }
+            }
+        }
+    }
+
+    fn anthropic(&mut self, ev: &anthropic::StreamEvent) {
+        let json = serde_json::to_value(ev).unwrap_or_default();
+        let name = json.get("type").and_then(|t| t.as_str()).unwrap_or("error");
+        self.pending
+            .push_back(sse::named(name, json.to_string().as_bytes()));
+    }
+
+    /// An error event that ends the stream.
+    fn error(&mut self, body: &openai::ErrorBody) {
+        match self.egress {
+            Egress::OpenAi => self.pending.push_back(error_event(body)),
+            Egress::AnthropicNative | Egress::Anthropic(_) => {
+                let e = anthropic::ErrorBody {
+                    kind: "error".into(),
+                    error: anthropic::ErrorDetail {
+                        kind: anthropic_kind(body).into(),
+                        message: body.error.message.clone(),
+                    },
+                };
+                self.pending.push_back(sse::named(
+                    "error",
+                    &serde_json::to_vec(&e).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+
+    /// The clean end of a translated stream.
+    fn end(&mut self) {
+        match &mut self.egress {
+            Egress::OpenAi => self.pending.push_back(Bytes::from_static(sse::DONE)),
+            Egress::AnthropicNative => {}
+            Egress::Anthropic(s) => {
+                for ev in s.finish() {
+                    self.anthropic(&ev);
+                }
+            }
+        }
+    }
+}
+
+/// The Anthropic error type for an OpenAI-shaped error (their names mostly agree).
+fn anthropic_kind(body: &openai::ErrorBody) -> &'static str {
+    match (body.error.kind.as_str(), body.error.code.as_deref()) {
+        (_, Some("overloaded" | "upstream_overloaded")) => "overloaded_error",
+        (_, Some("upstream_timeout")) | ("timeout_error", _) => "timeout_error",
+        ("invalid_request_error", _) => "invalid_request_error",
+        ("authentication_error", _) => "authentication_error",
+        ("permission_error", _) => "permission_error",
+        ("not_found_error", _) => "not_found_error",
+        ("rate_limit_error", _) => "rate_limit_error",
+        _ => "api_error",
+    }
 }
 
 /// Anthropic stream event types this build knows; newer ones are skipped, not fatal.
@@ -214,20 +346,49 @@ const ANTHROPIC_EVENTS: &[&str] = &[
 
 impl Translator {
     /// Handles one decoded upstream event; returns true when the stream is over.
-    fn on_event(
-        &mut self,
-        ev: sse::Event,
-        out: &mut VecDeque<Bytes>,
-        meter: &mut Option<Meter>,
-    ) -> bool {
+    fn on_event(&mut self, ev: sse::Event, out: &mut Sink, meter: &mut Option<Meter>) -> bool {
         match self {
-            Self::PassThrough { done } => {
+            Self::PassThrough {
+                done,
+                anthropic: false,
+            } => {
                 if ev.data.trim() == "[DONE]" {
                     *done = true;
                 } else if let Some(m) = meter {
                     m.observe_json(&ev.data);
                 }
                 false
+            }
+            Self::PassThrough {
+                done,
+                anthropic: true,
+            } => {
+                // An upstream error event ends the stream as surely as message_stop.
+                if matches!(ev.event.as_deref(), Some("message_stop" | "error"))
+                    || ev.data.contains("\"message_stop\"")
+                {
+                    *done = true;
+                }
+                if let Some(m) = meter {
+                    m.observe_anthropic(&ev.data);
+                }
+                false
+            }
+            Self::OpenAi { done } => {
+                if ev.data.trim() == "[DONE]" {
+                    *done = true;
+                    return false;
+                }
+                match serde_json::from_str::<openai::ChatChunk>(&ev.data) {
+                    Ok(c) => emit(vec![StreamOut::Chunk(c)], out, meter),
+                    Err(e) => match serde_json::from_str::<openai::ErrorBody>(&ev.data) {
+                        Ok(body) => {
+                            out.error(&body);
+                            true
+                        }
+                        Err(_) => malformed(out, &e),
+                    },
+                }
             }
             Self::Anthropic(state) => {
                 let value: serde_json::Value = match serde_json::from_str(&ev.data) {
@@ -251,7 +412,7 @@ impl Translator {
                 Err(e) => {
                     // An error object instead of a chunk: report it in OpenAI's shape.
                     if let Some(body) = from_gemini::error(500, ev.data.as_bytes()) {
-                        out.push_back(error_event(&body));
+                        out.error(&body);
                         return true;
                     }
                     malformed(out, &e)
@@ -261,30 +422,36 @@ impl Translator {
     }
 
     /// The upstream ended cleanly at the transport level; close the client stream.
-    fn finish(&mut self, out: &mut VecDeque<Bytes>, meter: &mut Option<Meter>) {
+    fn finish(&mut self, out: &mut Sink, meter: &mut Option<Meter>) {
+        let truncated = |out: &mut Sink, end: &str| {
+            out.error(&openai::ErrorBody::new(
+                format!("upstream stream ended before {end}"),
+                "server_error",
+                Some("upstream_stream_truncated"),
+            ))
+        };
         let ended_in_error = match self {
-            Self::PassThrough { done } => {
-                if *done {
-                    return;
-                }
-                out.push_back(error_event(&openai::ErrorBody::new(
-                    "upstream stream ended before [DONE]",
-                    "server_error",
-                    Some("upstream_stream_truncated"),
-                )));
-                return;
+            Self::PassThrough { done: true, .. } => return,
+            Self::PassThrough {
+                done: false,
+                anthropic,
+            } => {
+                let end = if *anthropic { "message_stop" } else { "[DONE]" };
+                return truncated(out, end);
             }
+            Self::OpenAi { done: false } => return truncated(out, "[DONE]"),
+            Self::OpenAi { done: true } => false,
             Self::Anthropic(state) => emit(state.finish(), out, meter),
             Self::Gemini(state) => emit(state.finish(), out, meter),
         };
         if !ended_in_error {
-            out.push_back(Bytes::from_static(sse::DONE));
+            out.end();
         }
     }
 }
 
 /// Queues translated output; returns true if it ended the stream with an error.
-fn emit(items: Vec<StreamOut>, out: &mut VecDeque<Bytes>, meter: &mut Option<Meter>) -> bool {
+fn emit(items: Vec<StreamOut>, out: &mut Sink, meter: &mut Option<Meter>) -> bool {
     let mut ended = false;
     for item in items {
         match item {
@@ -292,10 +459,10 @@ fn emit(items: Vec<StreamOut>, out: &mut VecDeque<Bytes>, meter: &mut Option<Met
                 if let Some(m) = meter {
                     m.observe(&c);
                 }
-                out.push_back(sse::data(&serde_json::to_vec(&c).unwrap_or_default()))
+                out.chunk(c);
             }
             StreamOut::Error(e) => {
-                out.push_back(error_event(&e));
+                out.error(&e);
                 ended = true;
             }
         }
@@ -303,12 +470,12 @@ fn emit(items: Vec<StreamOut>, out: &mut VecDeque<Bytes>, meter: &mut Option<Met
     ended
 }
 
-fn malformed(out: &mut VecDeque<Bytes>, e: &serde_json::Error) -> bool {
-    out.push_back(error_event(&openai::ErrorBody::new(
+fn malformed(out: &mut Sink, e: &serde_json::Error) -> bool {
+    out.error(&openai::ErrorBody::new(
         format!("upstream sent a malformed stream event: {e}"),
         "server_error",
         Some("upstream_malformed"),
-    )));
+    ));
     true
 }
 
@@ -323,7 +490,7 @@ struct Driver {
     upstream: Upstream_,
     decoder: sse::Decoder,
     translator: Translator,
-    pending: VecDeque<Bytes>,
+    sink: Sink,
     done: bool,
     idle: std::time::Duration,
     deadline: Instant,
@@ -338,7 +505,7 @@ struct Driver {
 /// The client body for an upstream event stream.
 pub fn body(
     resp: reqwest::Response,
-    translator: Translator,
+    (translator, egress): (Translator, Egress),
     up: &Upstream,
     deadline: Instant,
     meter: Option<Meter>,
@@ -348,7 +515,10 @@ pub fn body(
         upstream: Box::pin(resp.bytes_stream()),
         decoder: sse::Decoder::new(),
         translator,
-        pending: VecDeque::new(),
+        sink: Sink {
+            pending: VecDeque::new(),
+            egress,
+        },
         done: false,
         idle: up.cfg.timeouts.idle,
         deadline,
@@ -358,7 +528,7 @@ pub fn body(
     };
     let stream = futures_util::stream::unfold(driver, |mut d| async move {
         loop {
-            if let Some(b) = d.pending.pop_front() {
+            if let Some(b) = d.sink.pending.pop_front() {
                 return Some((Ok::<Bytes, Infallible>(b), d));
             }
             if d.done {
@@ -408,12 +578,12 @@ impl Driver {
                 if let Some(ev) = self.decoder.finish() {
                     if self
                         .translator
-                        .on_event(ev, &mut self.pending, &mut self.meter)
+                        .on_event(ev, &mut self.sink, &mut self.meter)
                     {
                         return;
                     }
                 }
-                self.translator.finish(&mut self.pending, &mut self.meter);
+                self.translator.finish(&mut self.sink, &mut self.meter);
             }
             Ok(Some(Ok(bytes))) => {
                 let events = match self.decoder.feed(&bytes) {
@@ -424,12 +594,12 @@ impl Driver {
                     }
                 };
                 if matches!(self.translator, Translator::PassThrough { .. }) {
-                    self.pending.push_back(bytes);
+                    self.sink.pending.push_back(bytes);
                 }
                 for ev in events {
                     if self
                         .translator
-                        .on_event(ev, &mut self.pending, &mut self.meter)
+                        .on_event(ev, &mut self.sink, &mut self.meter)
                     {
                         self.done = true;
                         return;
@@ -447,12 +617,9 @@ impl Driver {
         // Pass-through bytes may have stopped mid-event; close it so the error event parses.
         if matches!(self.translator, Translator::PassThrough { .. }) && !self.decoder.at_boundary()
         {
-            self.pending.push_back(Bytes::from_static(b"\n\n"));
+            self.sink.pending.push_back(Bytes::from_static(b"\n\n"));
         }
-        self.pending.push_back(error_event(&openai::ErrorBody::new(
-            message,
-            kind,
-            Some(code),
-        )));
+        self.sink
+            .error(&openai::ErrorBody::new(message, kind, Some(code)));
     }
 }

@@ -44,6 +44,20 @@ pub fn from_gemini(u: &gemini::UsageMetadata) -> openai::Usage {
     )
 }
 
+/// OpenAI usage → Anthropic usage (Anthropic's input excludes cache reads).
+pub fn to_anthropic(u: &openai::Usage) -> anthropic::Usage {
+    let cached = u
+        .prompt_tokens_details
+        .as_ref()
+        .map_or(0, |d| d.cached_tokens);
+    anthropic::Usage {
+        input_tokens: u.prompt_tokens.saturating_sub(cached),
+        output_tokens: u.completion_tokens,
+        cache_creation_input_tokens: None,
+        cache_read_input_tokens: (cached > 0).then_some(cached),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,39 @@ fn tool_to_call(req: &Value) -> Option<(String, Value)> {
     ))
 }
 
+/// `POST /v1/messages/count_tokens`: the prompt's tokens, counted as `messages` counts them.
+/// It echoes the `anthropic-beta` header it saw (`x-mock-anthropic-beta`) so tests can see
+/// what reached it.
+pub(crate) async fn count_tokens(
+    AxState(state): State,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !reply::key_ok(
+        state.expect_key.as_deref(),
+        &headers,
+        &["x-api-key", "authorization"],
+        None,
+    ) {
+        return fail(401, "invalid x-api-key", 0);
+    }
+    if !headers.contains_key("anthropic-version") {
+        return fail(400, "anthropic-version: header is required", 0);
+    }
+    let (req, _) = match reply::prepare(&state, &headers, &body, fail) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let Some(messages) = req.get("messages").and_then(Value::as_array) else {
+        return fail(400, "messages: Field required", 0);
+    };
+    let mut prompt = reply::content_text(req.get("system"));
+    for m in messages {
+        prompt.push_str(&reply::content_text(m.get("content")));
+    }
+    reply::json(&json!({"input_tokens": crate::text::prompt_tokens(&prompt)}))
+}
+
 pub(crate) async fn messages(AxState(state): State, headers: HeaderMap, body: Bytes) -> Response {
     // The API takes `x-api-key` or, as the 2.x SDKs send it, `Authorization: Bearer`.
     if !reply::key_ok(

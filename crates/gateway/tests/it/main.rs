@@ -2,6 +2,7 @@
 //!
 //! - `harness`: starts a mock and a gateway on ephemeral ports with a config written in YAML.
 //! - `dialects`: the same OpenAI shapes whichever dialect serves the model; tools, JSON, streams.
+//! - `messages`: the Anthropic Messages ingress over every upstream dialect.
 //! - `passthrough`: same-dialect calls change only the model, byte for byte.
 //! - `errors`: every bad input and upstream failure gets its status and a named error.
 //! - `streaming`: stream endings, cut streams, stalls and client aborts.
@@ -19,6 +20,7 @@ mod errors;
 mod failover;
 mod harness;
 mod limits;
+mod messages;
 mod passthrough;
 mod rest;
 mod streaming;

@@ -128,9 +128,15 @@ pub enum ImageSource {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tool {
+    /// `custom` (or absent) for a client tool; a versioned name (`web_search_20250305`,
+    /// `bash_20250124`…) for a tool Anthropic runs itself.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Absent on server tools.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub input_schema: Value,
 }
 

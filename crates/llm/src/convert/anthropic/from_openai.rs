@@ -1,4 +1,5 @@
-//! OpenAI chat request → Anthropic Messages request.
+//! OpenAI chat → Anthropic Messages: requests to Anthropic upstreams (here), and responses,
+//! streams and errors to clients that speak Anthropic's API (`response`, `stream`).
 //!
 //! Maps roles (system/developer → `system`, tool → `tool_result` blocks in a user turn), merges
 //! consecutive turns of one role as Anthropic requires, and expresses `response_format` as a forced
@@ -7,6 +8,12 @@
 //! (`seed`, unknown fields).
 
 use serde_json::{json, Value};
+
+mod response;
+mod stream;
+
+pub use response::{error, error_kind, message_id, response, stop_reason};
+pub use stream::Stream;
 
 use crate::convert::{parse_arguments, parse_data_url, RequestNotes};
 use crate::types::anthropic as a;
@@ -94,6 +101,7 @@ pub fn request(
         .unwrap_or_default()
         .into_iter()
         .map(|t| a::Tool {
+            kind: None,
             name: t.function.name,
             description: t.function.description,
             input_schema: t
@@ -150,6 +158,7 @@ pub fn request(
                 ),
             };
             tools.push(a::Tool {
+                kind: None,
                 name: JSON_TOOL.into(),
                 description: Some(description),
                 input_schema: schema,

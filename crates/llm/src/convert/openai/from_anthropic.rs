@@ -1,10 +1,15 @@
-//! Anthropic Messages response, stream and error → OpenAI chat.
+//! Anthropic Messages → OpenAI chat: responses, streams and errors of Anthropic upstreams
+//! (here), and the requests of clients that speak Anthropic's API (`request`).
 //!
 //! Text blocks become `content`, `tool_use` blocks become `tool_calls` (their streamed
 //! `input_json_delta` pieces become argument deltas), thinking becomes `reasoning_content`, and
 //! stop reasons map to `finish_reason`. A forced `response_format` tool is turned back into content.
 
 use std::collections::HashMap;
+
+mod request;
+
+pub use request::request;
 
 use crate::convert::{delta_chunk, openai_error_kind, usage_chunk, ResponseContext, StreamOut};
 use crate::types::anthropic as a;
