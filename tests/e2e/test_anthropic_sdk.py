@@ -1,8 +1,8 @@
 """The official Anthropic Python SDK against the mock's Anthropic dialect.
 
-Gatehouse's own Anthropic ingress (/v1/messages) arrives with issue 3; until then this suite proves
-that the mock the gateway is tested against speaks Anthropic as the official client expects:
-message shapes, the full stream event sequence, tool use with streamed input, thinking, errors.
+This suite proves that the mock the gateway is tested against speaks Anthropic as the official
+client expects: message shapes, the full stream event sequence, tool use with streamed input,
+thinking, errors. Gatehouse's own Anthropic ingress is tested in test_anthropic_ingress.py.
 """
 
 import anthropic

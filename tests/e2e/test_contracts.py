@@ -1,7 +1,8 @@
 """Contract tests: what Gatehouse and its mock put on the wire, checked against the providers'
 published schemas (OpenAI and Anthropic OpenAPI, Gemini discovery).
 
-- Gatehouse's answers in the OpenAI dialect, whichever dialect served them.
+- Gatehouse's answers in the OpenAI dialect and in Anthropic's (/v1/messages), whichever dialect
+  served them.
 - The requests Gatehouse translates for Anthropic and Gemini (the reviewed snapshots of
   crates/llm/tests/snapshots), and the fixtures the translators are tested on.
 - The mock's Anthropic and Gemini answers, so the mock cannot drift from the real APIs.
@@ -83,7 +84,66 @@ def test_upstream_errors_translated_match_openai_schema(gateway):
         check(openapi_validator("openai", "ErrorResponse"), r.json())
 
 
+# --- Gatehouse, Anthropic dialect (/v1/messages) --------------------------------------------------
+
+def post_messages(gateway, path, body):
+    return httpx.post(gateway.url + path, json=body, timeout=20,
+                      headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"})
+
+
+ANTHROPIC_EVENTS_ALL = {"message_start": "MessageStartEvent", "content_block_start": "ContentBlockStartEvent",
+                        "content_block_delta": "ContentBlockDeltaEvent", "content_block_stop": "ContentBlockStopEvent",
+                        "message_delta": "MessageDeltaEvent", "message_stop": "MessageStopEvent"}
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("tools", [False, True])
+def test_messages_match_anthropic_schema_from_every_dialect(gateway, model, tools):
+    body = {"model": model, "max_tokens": 200, "messages": [{"role": "user", "content": "hi"}]}
+    if tools:
+        body["tools"] = [{"name": "f", "input_schema": {"type": "object", "properties": {"a": {"type": "string"}}}}]
+        body["tool_choice"] = {"type": "any"}
+    r = post_messages(gateway, "/v1/messages", body)
+    assert r.status_code == 200, r.text
+    check(openapi_validator("anthropic", "Message"), r.json())
+    s = post_messages(gateway, "/v1/messages", {**body, "stream": True})
+    events = sse_data(s.text)
+    assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"
+    for e in events:
+        if e["type"] in ANTHROPIC_EVENTS_ALL:
+            check(openapi_validator("anthropic", ANTHROPIC_EVENTS_ALL[e["type"]]), e)
+
+
+def test_messages_errors_and_count_tokens_match_anthropic_schema(gateway):
+    for body in [{"model": "nope", "max_tokens": 5, "messages": []},
+                 {"model": "limited/claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+                 {"model": "down/gemini-2.5-flash", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}]:
+        r = post_messages(gateway, "/v1/messages", body)
+        assert r.status_code >= 400
+        check(openapi_validator("anthropic", "ErrorResponse"), r.json())
+    for model in MODELS:
+        r = post_messages(gateway, "/v1/messages/count_tokens", {"model": model, "messages": [{"role": "user", "content": "hi"}]})
+        check(openapi_validator("anthropic", "CountMessageTokensResponse"), r.json())
+
+
 # --- translated requests and fixtures ------------------------------------------------------------
+
+def test_translated_messages_request_matches_create_chat_completion_request():
+    check(openapi_validator("openai", "CreateChatCompletionRequest"), snapshot("messages_everything.openai_request"))
+    check(openapi_validator("anthropic", "CreateMessageParams"), json.loads((FIXTURES / "anthropic/messages_everything.json").read_text()))
+
+
+@pytest.mark.parametrize("path", sorted(SNAPSHOTS.glob("translate__*.anthropic_message.snap")), ids=lambda p: p.stem)
+def test_translated_anthropic_messages_match_message(path):
+    check(openapi_validator("anthropic", "Message"), json.loads(path.read_text().split("---", 2)[2]))
+
+
+@pytest.mark.parametrize("path", sorted(SNAPSHOTS.glob("translate__*.anthropic_events.snap")), ids=lambda p: p.stem)
+def test_translated_anthropic_events_match_the_event_schemas(path):
+    for e in json.loads(path.read_text().split("---", 2)[2]):
+        if e["type"] in ANTHROPIC_EVENTS_ALL:
+            check(openapi_validator("anthropic", ANTHROPIC_EVENTS_ALL[e["type"]]), e)
+
 
 @pytest.mark.parametrize("case", ["chat_everything", "chat_json_schema"])
 def test_translated_anthropic_requests_match_create_message_params(case):

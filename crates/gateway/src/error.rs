@@ -228,14 +228,16 @@ impl GatewayError {
     }
 
     /// The response for this error in the client's dialect: the same status and headers, the
-    /// body in OpenAI's shape or in Anthropic's (`{"type": "error", "error": {...}}`).
-    pub fn respond(self, dialect: gatehouse_llm::Dialect) -> Response {
+    /// body in OpenAI's shape or in Anthropic's (`{"type": "error", "error": {...}}`, with the
+    /// request's id).
+    pub fn respond(self, dialect: gatehouse_llm::Dialect, request_id: &str) -> Response {
         if dialect != gatehouse_llm::Dialect::AnthropicMessages {
             return self.into_response();
         }
         let body = gatehouse_llm::convert::anthropic::from_openai::error(
             self.status(),
             self.body().error.message,
+            Some(request_id),
         );
         let mut resp = self.into_response();
         *resp.body_mut() = axum::body::Body::from(serde_json::to_vec(&body).unwrap_or_default());

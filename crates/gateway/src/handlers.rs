@@ -39,9 +39,11 @@ async fn proxy(
     (headers, client): (HeaderMap, ClientIp),
     body: Body,
 ) -> Response {
+    // Only Anthropic's error shape carries the request id (OpenAI's hot path skips the copy).
+    let request_id = (surface == Surface::Messages).then(|| id.0.clone());
     pipeline::run(snap, id, surface, headers, body, client.0)
         .await
-        .unwrap_or_else(|e| e.respond(surface.dialect()))
+        .unwrap_or_else(|e| e.respond(surface.dialect(), request_id.as_deref().unwrap_or("")))
 }
 
 pub(crate) async fn chat(
@@ -120,9 +122,10 @@ pub(crate) async fn count_tokens(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let request_id = id.0.clone();
     pipeline::count_tokens(&snap.load_full(), id, headers, body)
         .await
-        .unwrap_or_else(|e| e.respond(gatehouse_llm::Dialect::AnthropicMessages))
+        .unwrap_or_else(|e| e.respond(gatehouse_llm::Dialect::AnthropicMessages, &request_id))
 }
 
 pub(crate) async fn list_models(

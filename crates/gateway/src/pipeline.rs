@@ -307,7 +307,7 @@ pub async fn run(
         )))
     }
     .await;
-    let mut response = result.unwrap_or_else(|e| e.respond(surface.dialect()));
+    let mut response = result.unwrap_or_else(|e| e.respond(surface.dialect(), &call.id.0));
     response.headers_mut().extend(rate);
     if let Ok(v) = HeaderValue::from_str(&attempts.to_string()) {
         response.headers_mut().insert("x-gatehouse-attempts", v);

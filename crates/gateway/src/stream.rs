@@ -277,11 +277,10 @@ impl Sink {
         }
     }
 
-    fn anthropic(&mut self, ev: &anthropic::StreamEvent) {
-        let json = serde_json::to_value(ev).unwrap_or_default();
-        let name = json.get("type").and_then(|t| t.as_str()).unwrap_or("error");
+    fn anthropic(&mut self, ev: &serde_json::Value) {
+        let name = ev.get("type").and_then(|t| t.as_str()).unwrap_or("error");
         self.pending
-            .push_back(sse::named(name, json.to_string().as_bytes()));
+            .push_back(sse::named(name, ev.to_string().as_bytes()));
     }
 
     /// An error event that ends the stream.
@@ -295,6 +294,7 @@ impl Sink {
                         kind: anthropic_kind(body).into(),
                         message: body.error.message.clone(),
                     },
+                    request_id: None,
                 };
                 self.pending.push_back(sse::named(
                     "error",

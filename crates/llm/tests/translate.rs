@@ -240,3 +240,159 @@ fn gemini_without_usage_gets_counted_usage() {
     assert_eq!(last["usage"]["prompt_tokens"], 40);
     assert_eq!(last["usage"]["completion_tokens"], 2);
 }
+
+// --- clients that speak Anthropic's API, served in another dialect -------------------------------
+
+#[test]
+fn messages_everything_to_openai() {
+    let req: a::Request =
+        serde_json::from_str(&fixture("anthropic/messages_everything.json")).unwrap();
+    let (req, notes) = from_anthropic::request(req).unwrap();
+    assert_eq!(
+        notes.dropped,
+        vec![
+            "thinking blocks of earlier turns".to_owned(),
+            "service_tier".to_owned()
+        ]
+    );
+    // Tool results come right after the assistant turn that called them, before the user's text.
+    let roles: Vec<_> = req.messages.iter().map(|m| m.role).collect();
+    assert_eq!(
+        roles,
+        [
+            o::Role::System,
+            o::Role::User,
+            o::Role::Assistant,
+            o::Role::Tool,
+            o::Role::Tool,
+            o::Role::User
+        ]
+    );
+    assert_json_snapshot!("messages_everything.openai_request", req);
+}
+
+#[test]
+fn anthropic_features_without_an_equivalent_are_refused() {
+    let base = serde_json::json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]});
+    let cases = [
+        (
+            serde_json::json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+            "tools[0]: the server tool `web_search_20250305`",
+        ),
+        (
+            serde_json::json!({"mcp_servers": [{"type": "url", "url": "https://x", "name": "x"}]}),
+            "MCP servers (mcp_servers)",
+        ),
+        (
+            serde_json::json!({"messages": [{"role": "user", "content": [
+                {"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}]}]}),
+            "messages[0].content[0]: a document from a url source",
+        ),
+    ];
+    for (patch, feature) in cases {
+        let mut body = base.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let req: a::Request = serde_json::from_value(body).unwrap();
+        let err = from_anthropic::request(req).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{feature} is not supported by models outside Anthropic")
+        );
+    }
+}
+
+#[test]
+fn openai_responses_to_anthropic() {
+    for case in ["response_text", "response_tool_calls"] {
+        let resp: o::ChatResponse =
+            serde_json::from_str(&fixture(&format!("openai/{case}.json"))).unwrap();
+        let out = anthropic::from_openai::response(resp, "served-model").unwrap();
+        assert_json_snapshot!(format!("{case}.anthropic_message"), out);
+    }
+    // Cache reads are not input tokens in Anthropic's accounting.
+    let resp: o::ChatResponse =
+        serde_json::from_str(&fixture("openai/response_text.json")).unwrap();
+    let u = &anthropic::from_openai::response(resp, "m").unwrap()["usage"];
+    assert_eq!(
+        (
+            &u["input_tokens"],
+            &u["cache_read_input_tokens"],
+            &u["output_tokens"]
+        ),
+        (
+            &serde_json::json!(20),
+            &serde_json::json!(100),
+            &serde_json::json!(7)
+        )
+    );
+}
+
+#[test]
+fn openai_tool_arguments_that_are_not_json_are_an_upstream_error() {
+    let mut resp: o::ChatResponse =
+        serde_json::from_str(&fixture("openai/response_tool_calls.json")).unwrap();
+    resp.choices[0].message.tool_calls.as_mut().unwrap()[0]
+        .function
+        .arguments = "{\"city\":".into();
+    assert!(matches!(
+        anthropic::from_openai::response(resp, "m"),
+        Err(gatehouse_llm::LlmError::MalformedUpstream { .. })
+    ));
+}
+
+#[test]
+fn openai_streams_to_anthropic_events() {
+    let mut d = sse::Decoder::new();
+    let mut events = d
+        .feed(fixture("openai/stream_tool_calls.sse").as_bytes())
+        .unwrap();
+    events.extend(d.finish());
+    let mut st = anthropic::from_openai::Stream::new("served-model", 88);
+    let mut out: Vec<Value> = Vec::new();
+    for ev in events {
+        if ev.data.trim() == "[DONE]" {
+            break;
+        }
+        out.extend(st.on_chunk(serde_json::from_str(&ev.data).unwrap()));
+    }
+    assert!(st.saw_finish());
+    out.extend(st.finish());
+    assert!(st.finish().is_empty(), "the closing events are sent once");
+    // Each tool call's pieces reassemble into its input.
+    let input = |index: u64| -> Value {
+        let json: String = out
+            .iter()
+            .filter(|e| e["index"] == index && e["delta"]["type"] == "input_json_delta")
+            .map(|e| e["delta"]["partial_json"].as_str().unwrap().to_owned())
+            .collect();
+        serde_json::from_str(&json).unwrap()
+    };
+    assert_eq!(input(2), serde_json::json!({"city": "Paris"}));
+    assert_eq!(input(3), serde_json::json!({"city": "Lyon"}));
+    assert_json_snapshot!("stream_tool_calls.anthropic_events", out);
+}
+
+#[test]
+fn openai_errors_to_anthropic() {
+    let e = anthropic::from_openai::error(429, "slow down", Some("req_1"));
+    assert_eq!(
+        serde_json::to_value(e).unwrap(),
+        serde_json::json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"},
+                           "request_id": "req_1"})
+    );
+    for (status, kind) in [
+        (400, "invalid_request_error"),
+        (401, "authentication_error"),
+        (403, "permission_error"),
+        (404, "not_found_error"),
+        (413, "request_too_large"),
+        (500, "api_error"),
+        (502, "api_error"),
+        (504, "timeout_error"),
+        (529, "overloaded_error"),
+    ] {
+        assert_eq!(anthropic::from_openai::error_kind(status), kind, "{status}");
+    }
+}

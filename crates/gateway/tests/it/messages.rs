@@ -369,3 +369,35 @@ async fn anthropic_upstreams_get_the_request_and_its_headers_as_sent() {
     assert_eq!(headers["x-api-key"], "up-key");
     assert_eq!(headers.get_all("anthropic-version").iter().count(), 1);
 }
+
+#[tokio::test]
+async fn a_stream_cut_mid_way_ends_with_an_anthropic_error_event() {
+    let env = start(
+        &[
+            "{ name: cut, kind: anthropic, base_url: 'http://{mock}/v1', api_keys: [upstream-key], headers: { x-mock-fault: drop } }",
+            "{ name: ocut, kind: openai, base_url: 'http://{mock}/v1', api_keys: [upstream-key], headers: { x-mock-fault: drop } }",
+        ],
+        "",
+    )
+    .await;
+    for model in ["cut/claude-haiku-4-5", "ocut/gpt-4o-mini"] {
+        let evs = events(
+            &env,
+            json!({ "model": model, "max_tokens": 100, "stream": true,
+                    "messages": [{ "role": "user", "content": "hello" }] }),
+        )
+        .await;
+        let (name, last) = evs.last().unwrap();
+        assert_eq!(name, "error", "{model}: {evs:?}");
+        assert_eq!(last["type"], "error");
+        assert_eq!(last["error"]["type"], "api_error", "{model}: {last}");
+        assert!(
+            last["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("stream"),
+            "{model}: {last}"
+        );
+        assert!(!evs.iter().any(|(n, _)| n == "message_stop"), "{model}");
+    }
+}

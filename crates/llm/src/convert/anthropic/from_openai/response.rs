@@ -3,8 +3,12 @@
 //!
 //! Reasoning becomes a `thinking` block (with an empty signature: only Anthropic signs thinking),
 //! text a `text` block, tool calls `tool_use` blocks, and `finish_reason` the `stop_reason`.
+//!
+//! Answers are written as JSON values in the shape of Anthropic's published schema, which lists
+//! every field (`stop_details`, `container`, `citations`, the usage breakdown…) as present, null
+//! when it does not apply; the request-side types in `types::anthropic` leave those out.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::types::anthropic as a;
 use crate::types::openai as o;
@@ -30,8 +34,8 @@ pub fn message_id(upstream: &str) -> String {
     }
 }
 
-/// Translates a complete chat response (its first choice: Anthropic has one).
-pub fn response(resp: o::ChatResponse, model: &str) -> Result<a::Response, LlmError> {
+/// Translates a complete chat response (its first choice: Anthropic has one) into a `Message`.
+pub fn response(resp: o::ChatResponse, model: &str) -> Result<Value, LlmError> {
     let choice = resp.choices.into_iter().next();
     let mut content = Vec::new();
     let mut finish = None;
@@ -39,40 +43,66 @@ pub fn response(resp: o::ChatResponse, model: &str) -> Result<a::Response, LlmEr
         finish = c.finish_reason;
         let m = c.message;
         if let Some(r) = m.reasoning_content.filter(|r| !r.is_empty()) {
-            content.push(a::ContentBlock::Known(a::Block::Thinking {
-                thinking: r,
-                signature: Some(String::new()),
-            }));
+            content.push(thinking_block(&r));
         }
         if let Some(t) = m.content.filter(|t| !t.is_empty()) {
-            content.push(a::ContentBlock::Known(a::Block::Text { text: t }));
+            content.push(text_block(&t));
         }
         if let Some(r) = m.refusal.filter(|r| !r.is_empty()) {
-            content.push(a::ContentBlock::Known(a::Block::Text { text: r }));
+            content.push(text_block(&r));
             finish = Some("content_filter".into());
         }
         for call in m.tool_calls.unwrap_or_default() {
-            content.push(a::ContentBlock::Known(a::Block::ToolUse {
-                input: tool_input(&call.function.name, &call.function.arguments)?,
-                id: call.id,
-                name: call.function.name,
-            }));
+            let input = tool_input(&call.function.name, &call.function.arguments)?;
+            content.push(tool_use_block(&call.id, &call.function.name, input));
         }
     }
-    Ok(a::Response {
-        id: message_id(&resp.id),
-        kind: "message".into(),
-        role: "assistant".into(),
+    let usage = resp
+        .usage
+        .as_ref()
+        .map(usage::to_anthropic)
+        .unwrap_or_default();
+    Ok(message(
+        &message_id(&resp.id),
+        model,
         content,
-        model: model.to_owned(),
-        stop_reason: Some(stop_reason(finish.as_deref().unwrap_or("stop")).into()),
-        stop_sequence: None,
-        usage: resp
-            .usage
-            .as_ref()
-            .map(usage::to_anthropic)
-            .unwrap_or_default(),
+        Some(stop_reason(finish.as_deref().unwrap_or("stop"))),
+        &usage,
+    ))
+}
+
+/// A `Message` with every field the schema lists.
+pub(crate) fn message(
+    id: &str,
+    model: &str,
+    content: Vec<Value>,
+    stop_reason: Option<&str>,
+    usage: &a::Usage,
+) -> Value {
+    json!({
+        "id": id, "type": "message", "role": "assistant", "content": content, "model": model,
+        "stop_reason": stop_reason, "stop_sequence": null, "stop_details": null, "container": null,
+        "usage": {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_creation_input_tokens": usage.cache_creation_input_tokens.unwrap_or(0),
+            "cache_read_input_tokens": usage.cache_read_input_tokens.unwrap_or(0),
+            "cache_creation": null, "inference_geo": null, "output_tokens_details": null,
+            "server_tool_use": null, "service_tier": null
+        }
     })
+}
+
+pub(crate) fn text_block(text: &str) -> Value {
+    json!({"type": "text", "text": text, "citations": null})
+}
+
+pub(crate) fn thinking_block(thinking: &str) -> Value {
+    json!({"type": "thinking", "thinking": thinking, "signature": ""})
+}
+
+pub(crate) fn tool_use_block(id: &str, name: &str, input: Value) -> Value {
+    json!({"type": "tool_use", "id": id, "name": name, "input": input, "caller": {"type": "direct"}})
 }
 
 /// A tool call's arguments as the JSON object Anthropic's `input` is.
@@ -107,12 +137,13 @@ pub fn error_kind(status: u16) -> &'static str {
 }
 
 /// An error in Anthropic's envelope.
-pub fn error(status: u16, message: impl Into<String>) -> a::ErrorBody {
+pub fn error(status: u16, message: impl Into<String>, request_id: Option<&str>) -> a::ErrorBody {
     a::ErrorBody {
         kind: "error".into(),
         error: a::ErrorDetail {
             kind: error_kind(status).into(),
             message: message.into(),
         },
+        request_id: request_id.map(str::to_owned),
     }
 }

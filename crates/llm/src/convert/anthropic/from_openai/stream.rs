@@ -9,9 +9,11 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::response::{message_id, stop_reason};
+use super::response::{
+    message, message_id, stop_reason, text_block, thinking_block, tool_use_block,
+};
 use crate::types::anthropic as a;
 use crate::types::openai as o;
 use crate::usage;
@@ -66,44 +68,33 @@ impl Stream {
         }
     }
 
-    fn start(&mut self, id: &str, out: &mut Vec<a::StreamEvent>) {
+    fn start(&mut self, id: &str, out: &mut Vec<Value>) {
         if self.started {
             return;
         }
         self.started = true;
-        out.push(a::StreamEvent::MessageStart {
-            message: a::Response {
-                id: message_id(if id.is_empty() { "gatehouse" } else { id }),
-                kind: "message".into(),
-                role: "assistant".into(),
-                content: Vec::new(),
-                model: self.model.clone(),
-                stop_reason: None,
-                stop_sequence: None,
-                usage: a::Usage {
-                    input_tokens: self.prompt_tokens,
-                    ..a::Usage::default()
-                },
-            },
-        });
-        out.push(a::StreamEvent::Ping);
+        let usage = a::Usage {
+            input_tokens: self.prompt_tokens,
+            ..a::Usage::default()
+        };
+        let id = message_id(if id.is_empty() { "gatehouse" } else { id });
+        out.push(json!({"type": "message_start",
+                        "message": message(&id, &self.model, Vec::new(), None, &usage)}));
+        out.push(json!({"type": "ping"}));
     }
 
     /// Closes the open block, if any, and opens `next` unless it is the one already open.
-    fn switch(&mut self, next: Open, block: a::Block, out: &mut Vec<a::StreamEvent>) {
+    fn switch(&mut self, next: Open, block: Value, out: &mut Vec<Value>) {
         if self.open == Some(next) {
             return;
         }
         if let Some(open) = self.open.take() {
-            out.push(a::StreamEvent::ContentBlockStop {
-                index: open.index(),
-            });
+            out.push(block_stop(open.index()));
         }
         self.open = Some(next);
-        out.push(a::StreamEvent::ContentBlockStart {
-            index: next.index(),
-            content_block: a::ContentBlock::Known(block),
-        });
+        out.push(
+            json!({"type": "content_block_start", "index": next.index(), "content_block": block}),
+        );
     }
 
     fn take_index(&mut self) -> u32 {
@@ -112,8 +103,9 @@ impl Stream {
         i
     }
 
-    /// Turns one chunk into the events the client should see.
-    pub fn on_chunk(&mut self, chunk: o::ChatChunk) -> Vec<a::StreamEvent> {
+    /// Turns one chunk into the events the client should see (each a JSON object whose `type`
+    /// is the event's name).
+    pub fn on_chunk(&mut self, chunk: o::ChatChunk) -> Vec<Value> {
         let mut out = Vec::new();
         self.start(&chunk.id, &mut out);
         if let Some(Some(u)) = chunk.usage {
@@ -128,34 +120,21 @@ impl Stream {
                 Some(Open::Thinking(i)) => i,
                 _ => self.take_index(),
             };
-            let block = a::Block::Thinking {
-                thinking: String::new(),
-                signature: Some(String::new()),
-            };
-            self.switch(Open::Thinking(index), block, &mut out);
+            self.switch(Open::Thinking(index), thinking_block(""), &mut out);
             self.text.push_str(&r);
-            out.push(a::StreamEvent::ContentBlockDelta {
+            out.push(delta(
                 index,
-                delta: a::BlockDelta::ThinkingDelta { thinking: r },
-            });
+                json!({"type": "thinking_delta", "thinking": r}),
+            ));
         }
         if let Some(t) = d.content.filter(|t| !t.is_empty()) {
             let index = match self.open {
                 Some(Open::Text(i)) => i,
                 _ => self.take_index(),
             };
-            self.switch(
-                Open::Text(index),
-                a::Block::Text {
-                    text: String::new(),
-                },
-                &mut out,
-            );
+            self.switch(Open::Text(index), text_block(""), &mut out);
             self.text.push_str(&t);
-            out.push(a::StreamEvent::ContentBlockDelta {
-                index,
-                delta: a::BlockDelta::TextDelta { text: t },
-            });
+            out.push(delta(index, json!({"type": "text_delta", "text": t})));
         }
         for call in d.tool_calls.into_iter().flatten() {
             let index = match self.tools.get(&call.index) {
@@ -163,12 +142,13 @@ impl Stream {
                 None => {
                     let i = self.take_index();
                     self.tools.insert(call.index, i);
-                    let block = a::Block::ToolUse {
-                        id: call.id.clone().unwrap_or_else(|| format!("toolu_{i}")),
-                        name: call.function.name.clone().unwrap_or_default(),
-                        input: json!({}),
-                    };
-                    self.switch(Open::Tool(i), block, &mut out);
+                    let id = call.id.clone().unwrap_or_else(|| format!("toolu_{i}"));
+                    let name = call.function.name.as_deref().unwrap_or_default();
+                    self.switch(
+                        Open::Tool(i),
+                        tool_use_block(&id, name, json!({})),
+                        &mut out,
+                    );
                     i
                 }
             };
@@ -176,10 +156,10 @@ impl Stream {
             // to that call's block, which clients accumulate by index.
             if let Some(args) = call.function.arguments.filter(|s| !s.is_empty()) {
                 self.text.push_str(&args);
-                out.push(a::StreamEvent::ContentBlockDelta {
+                out.push(delta(
                     index,
-                    delta: a::BlockDelta::InputJsonDelta { partial_json: args },
-                });
+                    json!({"type": "input_json_delta", "partial_json": args}),
+                ));
             }
         }
         if let Some(f) = choice.finish_reason {
@@ -194,7 +174,7 @@ impl Stream {
     }
 
     /// The closing events, once the upstream stream has ended cleanly.
-    pub fn finish(&mut self) -> Vec<a::StreamEvent> {
+    pub fn finish(&mut self) -> Vec<Value> {
         let mut out = Vec::new();
         if self.stopped {
             return out;
@@ -202,9 +182,7 @@ impl Stream {
         self.stopped = true;
         self.start("", &mut out);
         if let Some(open) = self.open.take() {
-            out.push(a::StreamEvent::ContentBlockStop {
-                index: open.index(),
-            });
+            out.push(block_stop(open.index()));
         }
         let usage = match &self.usage {
             Some(u) => usage::to_anthropic(u),
@@ -214,16 +192,25 @@ impl Stream {
                 ..a::Usage::default()
             },
         };
-        out.push(a::StreamEvent::MessageDelta {
-            delta: a::MessageDelta {
-                stop_reason: Some(
-                    stop_reason(self.finish_reason.as_deref().unwrap_or("stop")).into(),
-                ),
-                stop_sequence: None,
-            },
-            usage: Some(usage),
-        });
-        out.push(a::StreamEvent::MessageStop);
+        let reason = stop_reason(self.finish_reason.as_deref().unwrap_or("stop"));
+        out.push(json!({
+            "type": "message_delta",
+            "delta": {"stop_reason": reason, "stop_sequence": null, "stop_details": null,
+                      "container": null},
+            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                      "cache_creation_input_tokens": usage.cache_creation_input_tokens.unwrap_or(0),
+                      "cache_read_input_tokens": usage.cache_read_input_tokens.unwrap_or(0),
+                      "output_tokens_details": null, "server_tool_use": null}
+        }));
+        out.push(json!({"type": "message_stop"}));
         out
     }
+}
+
+fn delta(index: u32, delta: Value) -> Value {
+    json!({"type": "content_block_delta", "index": index, "delta": delta})
+}
+
+fn block_stop(index: u32) -> Value {
+    json!({"type": "content_block_stop", "index": index})
 }
