@@ -4,6 +4,7 @@
 //! with unknown fields rejected; step two checks references, URLs, durations and sizes and reports
 //! every problem at once, each with its path in the file (`models[2].targets[0].provider: …`).
 
+mod kinds;
 mod policies;
 mod resources;
 
@@ -17,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
 use crate::error::ConfigError;
+
+pub use kinds::{Named, ProviderKind, NAMED};
 
 pub use policies::{
     compile_limit, Dimension, LimitSpec, RawAlerts, RawLimit, RawPolicy, Scope, SpendPeriod,
@@ -198,7 +201,26 @@ pub struct RawProvider {
     /// Learn how many calls the provider takes at once, and queue or shed the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adaptive: Option<RawAdaptive>,
+    /// Azure OpenAI: the `api-version` query parameter (default `2024-10-21`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// How the key is sent: `header` (the kind's own: `api-key` for Azure, `x-api-key` for
+    /// Anthropic…; the default) or `bearer` (`Authorization: Bearer`, e.g. an Entra ID token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<KeyAuth>,
 }
+
+/// How a provider's key is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyAuth {
+    #[default]
+    Header,
+    Bearer,
+}
+
+/// The Azure OpenAI API version used unless a provider sets `api_version`.
+pub const AZURE_API_VERSION: &str = "2024-10-21";
 
 /// Adaptive concurrency of one provider (see the configuration reference).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -346,55 +368,6 @@ pub enum Strategy {
     Ordered,
 }
 
-/// The upstream API families Gatehouse can call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderKind {
-    Openai,
-    OpenaiCompatible,
-    Anthropic,
-    Gemini,
-}
-
-impl ProviderKind {
-    /// The GenAI semantic conventions' `gen_ai.provider.name`.
-    pub fn semconv_name(self) -> &'static str {
-        match self {
-            Self::Openai | Self::OpenaiCompatible => "openai",
-            Self::Anthropic => "anthropic",
-            Self::Gemini => "gcp.gemini",
-        }
-    }
-
-    pub fn dialect(self) -> gatehouse_llm::Dialect {
-        match self {
-            Self::Openai | Self::OpenaiCompatible => gatehouse_llm::Dialect::OpenAiChat,
-            Self::Anthropic => gatehouse_llm::Dialect::AnthropicMessages,
-            Self::Gemini => gatehouse_llm::Dialect::Gemini,
-        }
-    }
-
-    /// The catalog family whose models this kind serves; `None` for OpenAI-compatible servers,
-    /// which serve whatever they host (their models are looked up by name in every family).
-    pub fn catalog_family(self) -> Option<&'static str> {
-        match self {
-            Self::Openai => Some("openai"),
-            Self::OpenaiCompatible => None,
-            Self::Anthropic => Some("anthropic"),
-            Self::Gemini => Some("gemini"),
-        }
-    }
-
-    fn default_base_url(self) -> Option<&'static str> {
-        match self {
-            Self::Openai => Some("https://api.openai.com/v1"),
-            Self::Anthropic => Some("https://api.anthropic.com/v1"),
-            Self::Gemini => Some("https://generativelanguage.googleapis.com/v1beta"),
-            Self::OpenaiCompatible => None,
-        }
-    }
-}
-
 /// The validated config.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -468,6 +441,9 @@ pub struct Provider {
     pub default_max_tokens: u32,
     pub models: Vec<String>,
     pub adaptive: Option<crate::adaptive::AdaptiveCfg>,
+    /// Azure OpenAI's `api-version`.
+    pub api_version: String,
+    pub auth: KeyAuth,
 }
 
 /// Upstream timeouts; see the configuration reference for what each one bounds.
@@ -751,7 +727,15 @@ impl RawConfig {
                 None => {
                     p.add(
                         &format!("{at}.base_url"),
-                        "required for kind openai_compatible".into(),
+                        format!(
+                            "required for kind {} ({})",
+                            raw.kind,
+                            if raw.kind == ProviderKind::AzureOpenai {
+                                "the resource's endpoint, e.g. https://my-resource.openai.azure.com"
+                            } else {
+                                "the server's OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
+                            }
+                        ),
                     );
                     String::new()
                 }
@@ -759,7 +743,7 @@ impl RawConfig {
             let mut api_keys = raw.api_keys;
             api_keys.extend(raw.api_key);
             api_keys.retain(|k| !k.is_empty());
-            if api_keys.is_empty() && raw.kind != ProviderKind::OpenaiCompatible {
+            if api_keys.is_empty() && raw.kind.needs_key() {
                 p.add(
                     &format!("{at}.api_keys"),
                     "at least one API key is required for this kind".into(),
@@ -816,6 +800,10 @@ impl RawConfig {
                 timeouts,
                 default_max_tokens: raw.default_max_tokens.unwrap_or(4096),
                 models: raw.models,
+                api_version: raw
+                    .api_version
+                    .unwrap_or_else(|| AZURE_API_VERSION.to_owned()),
+                auth: raw.auth.unwrap_or_default(),
             });
         }
 

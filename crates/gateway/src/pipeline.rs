@@ -829,7 +829,7 @@ fn translate_request(
 }
 
 /// Fits a chat request translated from another dialect to an OpenAI-dialect target: OpenAI's
-/// own API wants `max_completion_tokens` and knows no `top_k`, and a model the catalog knows
+/// own API (and Azure's) wants `max_completion_tokens` and knows no `top_k`, and a model the catalog knows
 /// to lack reasoning is not sent `reasoning_effort`.
 fn adapt_for(
     req: &mut openai::ChatRequest,
@@ -841,7 +841,7 @@ fn adapt_for(
     if kind.dialect() != Dialect::OpenAiChat {
         return;
     }
-    if kind == ProviderKind::Openai {
+    if matches!(kind, ProviderKind::Openai | ProviderKind::AzureOpenai) {
         req.max_completion_tokens = req.max_tokens.take();
         req.extra.remove("top_k");
     }

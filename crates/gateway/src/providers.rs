@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 
-use crate::config::ProviderKind;
+use crate::config::{KeyAuth, ProviderKind};
 use crate::upstream::Upstream;
 
 /// The Anthropic API version sent unless the provider's `headers` say otherwise.
@@ -40,17 +40,27 @@ pub enum Endpoints {
     },
     /// Gemini: the model is part of the path, so the URL is built per call.
     PerModel,
+    /// Azure OpenAI: `{resource}/openai/deployments/{deployment}/{op}?api-version=…`, the
+    /// deployment being the target's model.
+    Azure { resource: String },
 }
 
 impl Endpoints {
     pub fn new(kind: ProviderKind, base: &str) -> Result<Self, url::ParseError> {
         let url = |path: &str| reqwest::Url::parse(&format!("{base}{path}"));
         Ok(match kind {
-            ProviderKind::Openai | ProviderKind::OpenaiCompatible => Self::Fixed {
-                chat: url("/chat/completions")?,
-                completions: url("/completions")?,
-                embeddings: url("/embeddings")?,
-            },
+            ProviderKind::AzureOpenai => {
+                let resource = base.trim_end_matches("/openai").to_owned();
+                reqwest::Url::parse(&resource)?;
+                Self::Azure { resource }
+            }
+            ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Named(_) => {
+                Self::Fixed {
+                    chat: url("/chat/completions")?,
+                    completions: url("/completions")?,
+                    embeddings: url("/embeddings")?,
+                }
+            }
             ProviderKind::Anthropic => {
                 let messages = url("/messages")?;
                 Self::Fixed {
@@ -93,33 +103,40 @@ pub fn request(
         (Endpoints::PerModel, Op::Chat { stream: false } | Op::Completions) => up
             .client
             .post(format!("{base}/models/{model}:generateContent")),
+        (Endpoints::Azure { resource }, op) => {
+            let path = match op {
+                Op::Completions => "completions",
+                Op::Embeddings => "embeddings",
+                _ => "chat/completions",
+            };
+            up.client.post(format!(
+                "{resource}/openai/deployments/{model}/{path}?api-version={}",
+                up.cfg.api_version
+            ))
+        }
     };
     let mut req = builder
         .header(CONTENT_TYPE, "application/json")
         .header("x-request-id", request_id);
-    let key = up.key();
-    req = match up.cfg.kind {
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible => match key {
-            Some(k) => req.header(AUTHORIZATION, format!("Bearer {k}")),
-            None => req,
-        },
-        ProviderKind::Anthropic => {
-            let req = match key {
-                Some(k) => req.header("x-api-key", k),
-                None => req,
-            };
-            let forwarded = forward.iter().any(|(n, _)| *n == "anthropic-version");
-            if up.cfg.headers.contains_key("anthropic-version") || forwarded {
-                req
-            } else {
-                req.header("anthropic-version", ANTHROPIC_VERSION)
-            }
-        }
-        ProviderKind::Gemini => match key {
-            Some(k) => req.header("x-goog-api-key", k),
-            None => req,
-        },
-    };
+    // The key: as a bearer token, or in the kind's own header.
+    if let Some(k) = up.key() {
+        req = match (up.cfg.auth, up.cfg.kind) {
+            (KeyAuth::Bearer, _)
+            | (
+                KeyAuth::Header,
+                ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::Named(_),
+            ) => req.header(AUTHORIZATION, format!("Bearer {k}")),
+            (KeyAuth::Header, ProviderKind::AzureOpenai) => req.header("api-key", k),
+            (KeyAuth::Header, ProviderKind::Anthropic) => req.header("x-api-key", k),
+            (KeyAuth::Header, ProviderKind::Gemini) => req.header("x-goog-api-key", k),
+        };
+    }
+    if up.cfg.kind == ProviderKind::Anthropic
+        && !up.cfg.headers.contains_key("anthropic-version")
+        && !forward.iter().any(|(n, _)| *n == "anthropic-version")
+    {
+        req = req.header("anthropic-version", ANTHROPIC_VERSION);
+    }
     for (name, value) in forward {
         if !up.cfg.headers.contains_key(*name) {
             req = req.header(*name, value.clone());

@@ -68,6 +68,10 @@ pub fn router(config: MockConfig) -> Router {
         .route("/v1/completions", post(openai::completions))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::models))
+        .route(
+            "/openai/deployments/{deployment}/{*op}",
+            post(openai::azure),
+        )
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1beta/models/{model_action}", post(gemini::dispatch))

@@ -511,3 +511,32 @@ pub(crate) async fn models() -> Response {
         .collect();
     reply::json(&json!({"object": "list", "data": data}))
 }
+
+/// Azure OpenAI's deployment routes (`/openai/deployments/{deployment}/…?api-version=…`): the
+/// OpenAI answers, behind Azure's required `api-version` and its `api-key` header.
+pub(crate) async fn azure(
+    state: State,
+    axum::extract::Path((_deployment, op)): axum::extract::Path<(String, String)>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let versioned = query.as_deref().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv.starts_with("api-version=") && kv.len() > 12)
+    });
+    if !versioned {
+        let body = serde_json::json!({"error": {"code": "404", "message": "Resource not found"}});
+        return reply::error(404, &body, 0);
+    }
+    match op.as_str() {
+        "chat/completions" => chat(state, headers, body).await,
+        "completions" => completions(state, headers, body).await,
+        "embeddings" => embeddings(state, headers, body).await,
+        _ => reply::error(
+            404,
+            &serde_json::json!({"error": {"code": "404", "message": "Resource not found"}}),
+            0,
+        ),
+    }
+}

@@ -2,6 +2,7 @@
 //!
 //! - `harness`: starts a mock and a gateway on ephemeral ports with a config written in YAML.
 //! - `dialects`: the same OpenAI shapes whichever dialect serves the model; tools, JSON, streams.
+//! - `kinds`: Azure OpenAI deployments and the named OpenAI-compatible services.
 //! - `messages`: the Anthropic Messages ingress over every upstream dialect.
 //! - `passthrough`: same-dialect calls change only the model, byte for byte.
 //! - `errors`: every bad input and upstream failure gets its status and a named error.
@@ -19,6 +20,7 @@ mod dialects;
 mod errors;
 mod failover;
 mod harness;
+mod kinds;
 mod limits;
 mod messages;
 mod passthrough;
