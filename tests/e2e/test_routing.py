@@ -8,6 +8,7 @@ import time
 import httpx
 
 from conftest import KEY, UPSTREAM_KEY, Proc, free_port
+from test_control_plane import Node, eventually, init
 
 
 def test_killing_a_target_under_load_is_invisible_to_clients(tmp_path):
@@ -182,3 +183,33 @@ services:
     finally:
         server.stop(0)
         assert gw.stop() == 0
+
+
+def test_a_provider_key_the_provider_refuses_is_set_aside_and_shown(mock, tmp_path):
+    """A pool of a bad key and a good one: every call succeeds (the refused call is resent with
+    the good key), and the admin API and /metrics show the bad key as revoked."""
+    from openai import OpenAI
+
+    password = init(tmp_path / "data")
+    node = Node(tmp_path, "node", "--data-dir", str(tmp_path / "data"))
+    try:
+        node.login("owner", password)
+        node.api("POST", "/providers", {"name": "pool", "kind": "openai", "base_url": f"http://{mock}/v1",
+                                        "api_keys": ["sk-this-key-was-revoked", UPSTREAM_KEY]}, 201)
+        node.api("POST", "/models", {"name": "chat", "open": True,
+                                     "targets": [{"provider": "pool", "model": "gpt-4o-mini"}]}, 201)
+        eventually(lambda: any(t["provider"] == "pool" for t in node.api("GET", "/health", None, 200)["items"]), within=5)
+        node.api("POST", "/tenants", {"name": "acme"}, 201)
+        node.api("POST", "/tenants/acme/apps", {"name": "web"}, 201)
+        tenant_key = node.api("POST", "/tenants/acme/apps/web/keys", {"name": "prod"}, 201)["key"]
+        client = OpenAI(base_url=f"{node.url}/v1", api_key=tenant_key, max_retries=0, timeout=20)
+        for _ in range(4):
+            eventually(lambda: client.chat.completions.create(
+                model="chat", messages=[{"role": "user", "content": "hi"}]).choices, within=5)
+        target = next(t for t in node.api("GET", "/health", None, 200)["items"] if t["provider"] == "pool")
+        states = {k["key"]: k["state"] for k in target["keys"]}
+        assert states == {"…oked": "revoked", "…-key": "active"}, states
+        metrics = httpx.get(node.admin.rsplit("/admin/v1", 1)[0] + "/metrics").text
+        assert 'gatehouse_provider_keys{provider="pool",state="revoked"} 1' in metrics
+    finally:
+        node.stop()

@@ -17,6 +17,7 @@ pub mod error;
 mod handlers;
 pub mod health;
 pub mod insights;
+pub mod key_pool;
 pub mod limits;
 pub mod metrics;
 pub mod models;

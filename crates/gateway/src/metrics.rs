@@ -31,6 +31,7 @@ pub struct Metrics {
     adaptive_in_flight: Family<Labels, Gauge>,
     adaptive_queued: Family<Labels, Gauge>,
     target_up: Family<Labels, Gauge>,
+    provider_keys: Family<Labels, Gauge>,
     requests: Family<Labels, Counter>,
     duration: Family<Labels, Histogram>,
     log_written: Counter,
@@ -90,6 +91,12 @@ impl Default for Metrics {
             "target_up",
             "1 when routing would send calls to the target, 0 while it is ejected or cooling down",
             target_up.clone(),
+        );
+        let provider_keys = Family::<Labels, Gauge>::default();
+        r.register(
+            "provider_keys",
+            "A provider's API keys by state: active, cooling_down (answered 429) or revoked (answered 401/403)",
+            provider_keys.clone(),
         );
         let requests = Family::<Labels, Counter>::default();
         r.register(
@@ -168,6 +175,7 @@ impl Default for Metrics {
             tokens,
             cost,
             target_up,
+            provider_keys,
             requests,
             duration,
             log_written,
@@ -292,6 +300,16 @@ impl Metrics {
         self.limiter_failures
             .inc_by(failures.saturating_sub(before));
         for (name, up) in &snap.providers {
+            let keys = up.keys.report_all();
+            for state in ["active", "cooling_down", "revoked"] {
+                let n = keys.iter().filter(|k| k.state == state).count();
+                self.provider_keys
+                    .get_or_create(&vec![
+                        ("provider".to_owned(), name.clone()),
+                        ("state".to_owned(), state.to_owned()),
+                    ])
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
             if let Some(a) = &up.adaptive {
                 let (limit, in_flight, queued) = a.snapshot();
                 let l = label("provider", name);

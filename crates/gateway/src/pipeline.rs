@@ -181,17 +181,41 @@ pub async fn run(
             let flight = target.health.begin();
             let sent_at = Instant::now();
             let body = std::mem::take(&mut outbound.body);
-            let mut req = providers::request(
-                &target.upstream,
-                (outbound.op, &target.model),
-                body,
-                &call.id.0,
-                &outbound.forward,
-            );
-            if let Some(tp) = draft.as_ref().and_then(Draft::traceparent) {
-                req = req.header("traceparent", tp);
-            }
-            let upstream = match target.upstream.send(req).await {
+            // A key the provider refuses (401/403) or rate-limits (429) is set aside and the
+            // call resent at once with the pool's next usable key, at most once per key.
+            let keys = &target.upstream.keys;
+            let mut resent = 0;
+            let sent = loop {
+                let key = keys.pick();
+                let mut req = providers::request(
+                    &target.upstream,
+                    (outbound.op, &target.model),
+                    body.clone(),
+                    (&call.id.0, key.map(|k| k.1)),
+                    &outbound.forward,
+                );
+                if let Some(tp) = draft.as_ref().and_then(Draft::traceparent) {
+                    req = req.header("traceparent", tp);
+                }
+                let resp = target.upstream.send(req).await;
+                if let (Ok(r), Some((index, _))) = (&resp, key) {
+                    let status = r.status().as_u16();
+                    let name = &target.upstream.cfg.name;
+                    if keys.report(name, index, status, retry_after(r.headers()))
+                        && resent + 1 < keys.len()
+                        && keys.another_usable(index)
+                    {
+                        resent += 1;
+                        tracing::info!(provider = %name, status, "the provider refused the key; resending with the next one");
+                        if let Some(d) = &mut draft {
+                            d.attempt(name, &target.model, format!("key_{status}"));
+                        }
+                        continue;
+                    }
+                }
+                break resp;
+            };
+            let upstream = match sent {
                 Ok(r) => r,
                 Err(e) => {
                     target.health.record(health::Outcome::Failure);
@@ -588,15 +612,20 @@ pub async fn count_tokens(
             .collect();
         let up = &target.upstream;
         let deadline = Instant::now() + up.cfg.timeouts.total;
+        let key = up.keys.pick();
         let req = providers::request(
             up,
             (Op::CountTokens, &target.model),
             envelope.with_model(&call.body, &target.model),
-            &call.id.0,
+            (&call.id.0, key.map(|k| k.1)),
             &forward,
         );
         let resp = up.send(req).await?;
         let status = resp.status().as_u16();
+        if let Some((index, _)) = key {
+            up.keys
+                .report(&up.cfg.name, index, status, retry_after(resp.headers()));
+        }
         let body = up.read_body(resp, deadline).await?;
         if !(200..300).contains(&status) {
             return Err(upstream_error(

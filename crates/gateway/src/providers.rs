@@ -77,13 +77,14 @@ impl Endpoints {
     }
 }
 
-/// Builds the HTTP request for `op` on `model` with a body in the provider's dialect.
-/// `forward` holds client headers the upstream must see; the provider's own `headers` win.
+/// Builds the HTTP request for `op` on `model` with a body in the provider's dialect, sent with
+/// `key` (from the provider's pool). `forward` holds client headers the upstream must see; the
+/// provider's own `headers` win.
 pub fn request(
     up: &Upstream,
     (op, model): (Op, &str),
     body: Bytes,
-    request_id: &str,
+    (request_id, key): (&str, Option<&str>),
     forward: &[(&'static str, http::HeaderValue)],
 ) -> reqwest::RequestBuilder {
     let base = &up.cfg.base_url;
@@ -119,7 +120,7 @@ pub fn request(
         .header(CONTENT_TYPE, "application/json")
         .header("x-request-id", request_id);
     // The key: as a bearer token, or in the kind's own header.
-    if let Some(k) = up.key() {
+    if let Some(k) = key {
         req = match (up.cfg.auth, up.cfg.kind) {
             (KeyAuth::Bearer, _)
             | (

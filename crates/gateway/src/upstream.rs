@@ -1,11 +1,10 @@
-//! The upstream HTTP client: one pooled client per provider, key rotation and timeouts.
+//! The upstream HTTP client: one pooled client per provider, its key pool and timeouts.
 //!
 //! Each provider gets its own `reqwest::Client` (rustls, HTTP/1.1 and HTTP/2 by ALPN, keep-alive
 //! pool) so that its connect timeout and pool are its own. The first-byte timeout bounds the wait
 //! for response headers; the idle and total timeouts are applied while the body is read, by
 //! `read_body` here and by the stream driver in `stream.rs`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,7 +23,8 @@ pub struct Upstream {
     pub endpoints: Endpoints,
     /// How many calls the provider takes at once, when it is adaptive.
     pub adaptive: Option<std::sync::Arc<crate::adaptive::Adaptive>>,
-    next_key: AtomicUsize,
+    /// The provider's API keys and what it said of each.
+    pub keys: crate::key_pool::KeyPool,
 }
 
 impl Upstream {
@@ -46,21 +46,11 @@ impl Upstream {
             })?;
         Ok(Self {
             adaptive: cfg.adaptive.map(crate::adaptive::Adaptive::new),
+            keys: crate::key_pool::KeyPool::new(&cfg.api_keys),
             cfg,
             client,
             endpoints,
-            next_key: AtomicUsize::new(0),
         })
-    }
-
-    /// The next API key of the pool, round-robin; `None` for keyless local servers.
-    pub fn key(&self) -> Option<&str> {
-        let keys = &self.cfg.api_keys;
-        if keys.is_empty() {
-            return None;
-        }
-        let i = self.next_key.fetch_add(1, Ordering::Relaxed) % keys.len();
-        Some(&keys[i])
     }
 
     /// Sends a request and waits for the response headers, bounded by the first-byte timeout.

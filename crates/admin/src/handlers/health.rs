@@ -28,6 +28,7 @@ pub(crate) async fn targets(state: &AdminState, caller: &Caller) -> Result<Json<
                     "tier": t.tier,
                     "weight": t.weight,
                     "health": t.health.report(),
+                    "keys": t.upstream.keys.report_all(),
                     "adaptive": t.upstream.adaptive.as_ref().map(|a| {
                         let (limit, in_flight, queued) = a.snapshot();
                         json!({"limit": limit, "in_flight": in_flight, "queued": queued})

@@ -2,6 +2,7 @@
 //!
 //! - `harness`: starts a mock and a gateway on ephemeral ports with a config written in YAML.
 //! - `dialects`: the same OpenAI shapes whichever dialect serves the model; tools, JSON, streams.
+//! - `key_pool`: refused and rate-limited provider keys set aside, calls resent.
 //! - `kinds`: Azure OpenAI deployments and the named OpenAI-compatible services.
 //! - `messages`: the Anthropic Messages ingress over every upstream dialect.
 //! - `passthrough`: same-dialect calls change only the model, byte for byte.
@@ -20,6 +21,7 @@ mod dialects;
 mod errors;
 mod failover;
 mod harness;
+mod key_pool;
 mod kinds;
 mod limits;
 mod messages;
