@@ -1,8 +1,8 @@
 """Contract tests: what Gatehouse and its mock put on the wire, checked against the providers'
 published schemas (OpenAI and Anthropic OpenAPI, Gemini discovery).
 
-- Gatehouse's answers in the OpenAI dialect and in Anthropic's (/v1/messages), whichever dialect
-  served them.
+- Gatehouse's answers in the OpenAI dialect, in OpenAI Responses' (/v1/responses) and in
+  Anthropic's (/v1/messages), whichever dialect served them.
 - The requests Gatehouse translates for Anthropic and Gemini (the reviewed snapshots of
   crates/llm/tests/snapshots), and the fixtures the translators are tested on.
 - The mock's Anthropic and Gemini answers, so the mock cannot drift from the real APIs.
@@ -124,6 +124,36 @@ def test_messages_errors_and_count_tokens_match_anthropic_schema(gateway):
     for model in MODELS:
         r = post_messages(gateway, "/v1/messages/count_tokens", {"model": model, "messages": [{"role": "user", "content": "hi"}]})
         check(openapi_validator("anthropic", "CountMessageTokensResponse"), r.json())
+
+
+# --- Gatehouse, OpenAI Responses dialect (/v1/responses) -----------------------------------------
+
+RESPONSES_EVENTS = {
+    "response.created": "ResponseCreatedEvent", "response.in_progress": "ResponseInProgressEvent",
+    "response.output_item.added": "ResponseOutputItemAddedEvent", "response.output_item.done": "ResponseOutputItemDoneEvent",
+    "response.content_part.added": "ResponseContentPartAddedEvent", "response.content_part.done": "ResponseContentPartDoneEvent",
+    "response.output_text.delta": "ResponseTextDeltaEvent", "response.output_text.done": "ResponseTextDoneEvent",
+    "response.function_call_arguments.delta": "ResponseFunctionCallArgumentsDeltaEvent",
+    "response.function_call_arguments.done": "ResponseFunctionCallArgumentsDoneEvent",
+    "response.completed": "ResponseCompletedEvent", "error": "ResponseErrorEvent",
+}
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("tools", [False, True])
+def test_responses_match_openai_schema_from_every_dialect(gateway, model, tools):
+    body = {"model": model, "input": "hi", "instructions": "Be brief."}
+    if tools:
+        body["tools"] = [{"type": "function", "name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "string"}}}}]
+        body["tool_choice"] = "required"
+    r = post(gateway, "/v1/responses", body)
+    assert r.status_code == 200, r.text
+    check(openapi_validator("openai", "Response"), r.json())
+    s = post(gateway, "/v1/responses", {**body, "stream": True})
+    events = sse_data(s.text)
+    assert events[0]["type"] == "response.created" and events[-1]["type"] == "response.completed"
+    for e in events:
+        check(openapi_validator("openai", RESPONSES_EVENTS[e["type"]]), e)
 
 
 # --- translated requests and fixtures ------------------------------------------------------------

@@ -18,6 +18,8 @@ pub enum Surface {
     Embeddings,
     /// Anthropic Messages (`/v1/messages`).
     Messages,
+    /// OpenAI Responses (`/v1/responses`), stateless.
+    Responses,
 }
 
 impl Surface {
@@ -27,6 +29,7 @@ impl Surface {
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
             Self::Messages => "messages",
+            Self::Responses => "responses",
         }
     }
 
@@ -34,7 +37,10 @@ impl Surface {
     pub fn dialect(self) -> gatehouse_llm::Dialect {
         match self {
             Self::Messages => gatehouse_llm::Dialect::AnthropicMessages,
-            Self::Chat | Self::Completions | Self::Embeddings => gatehouse_llm::Dialect::OpenAiChat,
+            // Responses errors are OpenAI's error body.
+            Self::Chat | Self::Completions | Self::Embeddings | Self::Responses => {
+                gatehouse_llm::Dialect::OpenAiChat
+            }
         }
     }
 }

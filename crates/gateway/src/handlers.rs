@@ -115,6 +115,24 @@ pub(crate) async fn messages(
     .await
 }
 
+/// `POST /v1/responses`: OpenAI's Responses API (stateless), served by any upstream.
+pub(crate) async fn responses(
+    State(snap): Snap,
+    Extension(id): Extension<RequestId>,
+    client: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    proxy(
+        &snap.load_full(),
+        id,
+        Surface::Responses,
+        (headers, client),
+        body,
+    )
+    .await
+}
+
 /// `POST /v1/messages/count_tokens`.
 pub(crate) async fn count_tokens(
     State(snap): Snap,

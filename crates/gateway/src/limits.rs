@@ -617,30 +617,100 @@ fn reset_text(us: i64) -> String {
 }
 
 /// Usage of an OpenAI-shaped response body, if it reports one.
+///
+/// Reads the usage of every dialect a client may be answered in: OpenAI chat
+/// (`prompt_tokens`…), OpenAI Responses (`input_tokens` with `input_tokens_details`) and
+/// Anthropic (`input_tokens` beside `cache_read_input_tokens` and `cache_creation_input_tokens`,
+/// which Anthropic does not count as input).
 pub fn usage_of(body: &[u8]) -> Option<Tokens> {
     #[derive(serde::Deserialize)]
     struct Body {
-        usage: Option<gatehouse_llm::types::openai::Usage>,
+        usage: Option<Loose>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Loose {
+        prompt_tokens: Option<u64>,
+        completion_tokens: Option<u64>,
+        prompt_tokens_details: Option<Details>,
+        completion_tokens_details: Option<Details>,
+        input_tokens: Option<u64>,
+        output_tokens: Option<u64>,
+        input_tokens_details: Option<Details>,
+        output_tokens_details: Option<Details>,
+        cache_read_input_tokens: Option<u64>,
+        cache_creation_input_tokens: Option<u64>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Details {
+        #[serde(default)]
+        cached_tokens: Option<u64>,
+        #[serde(default)]
+        reasoning_tokens: Option<u64>,
     }
     let u = serde_json::from_slice::<Body>(body).ok()?.usage?;
+    let cached = |d: &Option<Details>| d.as_ref().and_then(|d| d.cached_tokens);
+    let reasoning = |d: &Option<Details>| d.as_ref().and_then(|d| d.reasoning_tokens);
+    if let Some(prompt) = u.prompt_tokens {
+        return Some(Tokens {
+            input: prompt,
+            cached: cached(&u.prompt_tokens_details).unwrap_or(0),
+            output: u.completion_tokens.unwrap_or(0),
+            reasoning: reasoning(&u.completion_tokens_details).unwrap_or(0),
+        });
+    }
+    let read = u.cache_read_input_tokens.unwrap_or(0);
     Some(Tokens {
-        input: u.prompt_tokens,
+        input: u.input_tokens? + read + u.cache_creation_input_tokens.unwrap_or(0),
         cached: u
-            .prompt_tokens_details
-            .as_ref()
-            .map(|d| d.cached_tokens)
+            .cache_read_input_tokens
+            .or(cached(&u.input_tokens_details))
             .unwrap_or(0),
-        output: u.completion_tokens,
-        reasoning: u
-            .completion_tokens_details
-            .as_ref()
-            .map_or(0, |d| d.reasoning_tokens),
+        output: u.output_tokens.unwrap_or(0),
+        reasoning: reasoning(&u.output_tokens_details).unwrap_or(0),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_is_read_in_every_dialect_a_client_is_answered_in() {
+        let t = |body: serde_json::Value| usage_of(body.to_string().as_bytes()).unwrap();
+        let chat = t(
+            serde_json::json!({"usage": {"prompt_tokens": 120, "completion_tokens": 7,
+            "prompt_tokens_details": {"cached_tokens": 100}, "completion_tokens_details": {"reasoning_tokens": 3}}}),
+        );
+        assert_eq!(
+            (chat.input, chat.cached, chat.output, chat.reasoning),
+            (120, 100, 7, 3)
+        );
+        // Anthropic leaves cache reads and writes out of input_tokens.
+        let anthropic = t(
+            serde_json::json!({"usage": {"input_tokens": 20, "output_tokens": 7,
+            "cache_read_input_tokens": 100, "cache_creation_input_tokens": 5}}),
+        );
+        assert_eq!(
+            (anthropic.input, anthropic.cached, anthropic.output),
+            (125, 100, 7)
+        );
+        let responses = t(
+            serde_json::json!({"usage": {"input_tokens": 120, "output_tokens": 7,
+            "input_tokens_details": {"cached_tokens": 100}, "output_tokens_details": {"reasoning_tokens": 3},
+            "total_tokens": 127}}),
+        );
+        assert_eq!(
+            (
+                responses.input,
+                responses.cached,
+                responses.output,
+                responses.reasoning
+            ),
+            (120, 100, 7, 3)
+        );
+        assert!(usage_of(b"{\"usage\": null}").is_none());
+        assert!(usage_of(b"{}").is_none());
+    }
 
     #[test]
     fn resets_read_like_openais() {

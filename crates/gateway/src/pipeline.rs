@@ -365,6 +365,9 @@ fn prompt_if_tight(call: &Call, envelope: &Envelope, candidates: &[Target]) -> O
         Surface::Messages => messages_as_chat(&call.body)
             .ok()
             .map(|r| tokens::count_chat(&r).0),
+        Surface::Responses => responses_as_chat(&call.body)
+            .ok()
+            .map(|r| tokens::count_chat(&r).0),
         _ => Some(tokens::count_text(&envelope.model, &String::from_utf8_lossy(&call.body)).0),
     }
 }
@@ -541,6 +544,10 @@ fn prompt_of(call: &Call, model: &str) -> Result<(u64, Option<u32>), GatewayErro
             let req = messages_as_chat(&call.body)?;
             (tokens::count_chat(&req).0, req.max_tokens)
         }
+        Surface::Responses => {
+            let req = responses_as_chat(&call.body)?;
+            (tokens::count_chat(&req).0, req.max_tokens)
+        }
         Surface::Embeddings => {
             let req: openai::EmbeddingsRequest = parse_typed(&call.body)?;
             let n = match &req.input {
@@ -579,6 +586,15 @@ fn messages_as_chat(body: &[u8]) -> Result<openai::ChatRequest, GatewayError> {
     let req: anthropic::Request = parse_typed(body)?;
     let model = req.model.clone();
     convert::openai::from_anthropic::request(req)
+        .map(|(r, _)| r)
+        .map_err(|e| GatewayError::from_llm(e, &model, "-"))
+}
+
+/// An OpenAI Responses body as the canonical chat request (to count its tokens).
+fn responses_as_chat(body: &[u8]) -> Result<openai::ChatRequest, GatewayError> {
+    let req: gatehouse_llm::types::responses::Request = parse_typed(body)?;
+    let model = req.model.clone();
+    convert::openai::from_responses::request(req)
         .map(|(r, _)| r)
         .map_err(|e| GatewayError::from_llm(e, &model, "-"))
 }
@@ -722,6 +738,8 @@ enum Translation {
     PassThrough,
     /// An Anthropic client's call to an Anthropic upstream, forwarded as it is.
     AnthropicPassThrough,
+    /// A Responses client's call to OpenAI's own Responses API, forwarded as it is.
+    ResponsesPassThrough,
     Anthropic(ResponseContext),
     /// The client's body is kept (a reference count, not a copy) to count usage if Gemini sends none.
     Gemini {
@@ -749,13 +767,18 @@ pub(crate) struct Outbound {
 }
 
 /// The client's dialect, when the answer must be rewritten into it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Egress {
     /// The answer is already in the client's dialect.
     Native,
     /// OpenAI's answer, rewritten as Anthropic Messages; the prompt's tokens (counted) go in
     /// a stream's `message_start`.
     Anthropic { prompt_tokens: u64 },
+    /// OpenAI's answer, rewritten as an OpenAI Responses object, echoing the request's fields.
+    Responses {
+        echo: Box<convert::responses::from_openai::Echo>,
+        prompt_tokens: u64,
+    },
 }
 
 /// The Anthropic headers a client sends that an Anthropic upstream must see.
@@ -806,6 +829,35 @@ fn translate_request(
                     stream: envelope.stream,
                 })
             })
+        }
+        (Surface::Responses, Dialect::OpenAiChat)
+            if target.upstream.cfg.kind == crate::config::ProviderKind::Openai =>
+        {
+            Ok(Outbound {
+                translation: Translation::ResponsesPassThrough,
+                ..pass(Op::Responses)
+            })
+        }
+        (Surface::Responses, _) => {
+            let req: gatehouse_llm::types::responses::Request = parse_typed(&call.body)?;
+            let echo = Box::new(convert::responses::from_openai::Echo::of(&req));
+            let (mut req, notes) =
+                convert::openai::from_responses::request(req).map_err(llm_err)?;
+            adapt_for(&mut req, target, &snap.catalog);
+            let prompt_tokens = if envelope.stream {
+                tokens::count_chat(&req).0
+            } else {
+                0
+            };
+            let canonical = to_bytes(&req);
+            let mut out =
+                chat_request(snap, req, &canonical, envelope.stream, target).map_err(llm_err)?;
+            out.egress = Egress::Responses {
+                echo,
+                prompt_tokens,
+            };
+            out.dropped.extend(notes.dropped);
+            Ok(out)
         }
         (Surface::Messages, _) => {
             let req: anthropic::Request = parse_typed(&call.body)?;
@@ -992,24 +1044,43 @@ async fn respond(
     let up = &target.upstream;
 
     let mut response = if out.stream {
-        let egress = match (out.egress, &out.translation) {
+        let egress = match (&out.egress, &out.translation) {
             (Egress::Anthropic { prompt_tokens }, _) => stream::Egress::Anthropic(Box::new(
-                convert::anthropic::from_openai::Stream::new(&target.model, prompt_tokens),
+                convert::anthropic::from_openai::Stream::new(&target.model, *prompt_tokens),
             )),
+            (
+                Egress::Responses {
+                    echo,
+                    prompt_tokens,
+                },
+                _,
+            ) => stream::Egress::Responses(Box::new(convert::responses::from_openai::Stream::new(
+                &target.model,
+                convert::unix_now(),
+                (**echo).clone(),
+                *prompt_tokens,
+            ))),
             (Egress::Native, Translation::AnthropicPassThrough) => stream::Egress::AnthropicNative,
+            (Egress::Native, Translation::ResponsesPassThrough) => stream::Egress::ResponsesNative,
             (Egress::Native, _) => stream::Egress::OpenAi,
         };
         let translator = match out.translation {
             Translation::PassThrough | Translation::GeminiEmbeddings { .. } => match out.egress {
                 Egress::Native => Translator::PassThrough {
                     done: false,
-                    anthropic: false,
+                    dialect: stream::Native::OpenAiChat,
                 },
-                Egress::Anthropic { .. } => Translator::OpenAi { done: false },
+                Egress::Anthropic { .. } | Egress::Responses { .. } => {
+                    Translator::OpenAi { done: false }
+                }
             },
             Translation::AnthropicPassThrough => Translator::PassThrough {
                 done: false,
-                anthropic: true,
+                dialect: stream::Native::Anthropic,
+            },
+            Translation::ResponsesPassThrough => Translator::PassThrough {
+                done: false,
+                dialect: stream::Native::Responses,
             },
             Translation::Anthropic(ctx) => {
                 Translator::Anthropic(Box::new(from_anthropic::Stream::new(ctx)))
@@ -1046,7 +1117,9 @@ async fn respond(
             message: e.to_string(),
         };
         let body = match out.translation {
-            Translation::PassThrough | Translation::AnthropicPassThrough => {
+            Translation::PassThrough
+            | Translation::AnthropicPassThrough
+            | Translation::ResponsesPassThrough => {
                 serde_json::from_slice::<IgnoredAny>(&body).map_err(malformed)?;
                 body
             }
@@ -1081,7 +1154,7 @@ async fn respond(
             }
         };
         let reported = limits::usage_of(&body);
-        let body = match out.egress {
+        let body = match &out.egress {
             Egress::Native => body,
             Egress::Anthropic { .. } => {
                 let parsed: openai::ChatResponse =
@@ -1089,6 +1162,16 @@ async fn respond(
                 let answer = convert::anthropic::from_openai::response(parsed, &target.model)
                     .map_err(|e| GatewayError::from_llm(e, &target.model, &up.cfg.name))?;
                 to_bytes(&answer)
+            }
+            Egress::Responses { echo, .. } => {
+                let parsed: openai::ChatResponse =
+                    serde_json::from_slice(&body).map_err(malformed)?;
+                to_bytes(&convert::responses::from_openai::response(
+                    parsed,
+                    &target.model,
+                    convert::unix_now(),
+                    echo,
+                ))
             }
         };
         if let Some(d) = draft.as_mut() {
@@ -1138,7 +1221,9 @@ fn upstream_error(
 ) -> GatewayError {
     let provider = target.upstream.cfg.name.clone();
     let translated = match translation {
-        Translation::PassThrough => serde_json::from_slice::<openai::ErrorBody>(body).ok(),
+        Translation::PassThrough | Translation::ResponsesPassThrough => {
+            serde_json::from_slice::<openai::ErrorBody>(body).ok()
+        }
         Translation::Anthropic(_) | Translation::AnthropicPassThrough => {
             from_anthropic::error(status, body)
         }

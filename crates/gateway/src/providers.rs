@@ -22,6 +22,8 @@ pub enum Op {
     Embeddings,
     /// Anthropic's `/messages/count_tokens` (Anthropic upstreams only).
     CountTokens,
+    /// OpenAI's `/responses` (OpenAI upstreams only).
+    Responses,
 }
 
 /// Where a provider's operations are sent, worked out once when the snapshot is built.
@@ -90,6 +92,7 @@ pub fn request(
     let base = &up.cfg.base_url;
     let builder = match (&up.endpoints, op) {
         (_, Op::CountTokens) => up.client.post(format!("{base}/messages/count_tokens")),
+        (_, Op::Responses) => up.client.post(format!("{base}/responses")),
         (Endpoints::Fixed { chat, .. }, Op::Chat { .. }) => up.client.post(chat.clone()),
         (Endpoints::Fixed { completions, .. }, Op::Completions) => {
             up.client.post(completions.clone())

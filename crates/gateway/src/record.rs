@@ -489,6 +489,7 @@ impl Draft {
                 dialect: match surface {
                     "rest" => "rest",
                     "messages" => "anthropic",
+                    "responses" => "openai_responses",
                     _ => "openai",
                 }
                 .to_owned(),

@@ -22,6 +22,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use gatehouse_llm::convert::anthropic::from_openai as to_anthropic;
 use gatehouse_llm::convert::openai::{from_anthropic, from_gemini};
+use gatehouse_llm::convert::responses::from_openai as to_responses;
 use gatehouse_llm::convert::StreamOut;
 use gatehouse_llm::sse;
 use gatehouse_llm::types::{anthropic, gemini, openai};
@@ -176,6 +177,38 @@ impl Meter {
         }
     }
 
+    /// A Responses event as JSON text (pass-through streams to Responses clients).
+    fn observe_responses(&mut self, data: &str) {
+        #[derive(serde::Deserialize)]
+        struct Ev {
+            #[serde(rename = "type")]
+            kind: String,
+            #[serde(default)]
+            delta: Option<String>,
+            #[serde(default)]
+            response: Option<serde_json::Value>,
+        }
+        let Ok(ev) = serde_json::from_str::<Ev>(data) else {
+            return;
+        };
+        match ev.kind.as_str() {
+            "response.output_text.delta"
+            | "response.function_call_arguments.delta"
+            | "response.reasoning_text.delta"
+            | "response.reasoning_summary_text.delta" => {
+                self.text.extend(ev.delta);
+                self.note_text();
+            }
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                let body = serde_json::to_vec(&ev.response.unwrap_or_default()).unwrap_or_default();
+                if let Some(t) = crate::limits::usage_of(&body) {
+                    self.usage = Some(t);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// A translated chunk.
     fn observe(&mut self, c: &openai::ChatChunk) {
         if let Some(Some(u)) = &c.usage {
@@ -229,13 +262,24 @@ impl Drop for Meter {
     }
 }
 
+/// The dialect of a stream passed through as it is, which says how it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Native {
+    /// Ends with `data: [DONE]`.
+    OpenAiChat,
+    /// Ends with `message_stop` (or an `error` event).
+    Anthropic,
+    /// Ends with `response.completed`, `response.incomplete`, `response.failed` or `error`.
+    Responses,
+}
+
 /// How upstream events become client events.
 #[derive(Debug)]
 pub enum Translator {
-    /// Same dialect: forward bytes, watch for the end (`[DONE]`; `message_stop` on Anthropic).
+    /// Same dialect: forward bytes, watch for the end.
     PassThrough {
         done: bool,
-        anthropic: bool,
+        dialect: Native,
     },
     /// OpenAI chunks, parsed for a client that speaks another dialect.
     OpenAi {
@@ -254,6 +298,10 @@ pub enum Egress {
     AnthropicNative,
     /// OpenAI chunks turned into Anthropic's event sequence.
     Anthropic(Box<to_anthropic::Stream>),
+    /// OpenAI's Responses API passed through: only the gateway's own errors are written.
+    ResponsesNative,
+    /// OpenAI chunks turned into Responses events.
+    Responses(Box<to_responses::Stream>),
 }
 
 /// The client-bound events waiting to be sent, written in the client's dialect.
@@ -265,19 +313,22 @@ pub struct Sink {
 
 impl Sink {
     fn chunk(&mut self, c: openai::ChatChunk) {
-        match &mut self.egress {
-            Egress::OpenAi | Egress::AnthropicNative => self
-                .pending
-                .push_back(sse::data(&serde_json::to_vec(&c).unwrap_or_default())),
-            Egress::Anthropic(s) => {
-                for ev in s.on_chunk(c) {
-                    self.anthropic(&ev);
-                }
+        let events = match &mut self.egress {
+            Egress::OpenAi | Egress::AnthropicNative | Egress::ResponsesNative => {
+                self.pending
+                    .push_back(sse::data(&serde_json::to_vec(&c).unwrap_or_default()));
+                return;
             }
+            Egress::Anthropic(s) => s.on_chunk(c),
+            Egress::Responses(s) => s.on_chunk(c),
+        };
+        for ev in &events {
+            self.named(ev);
         }
     }
 
-    fn anthropic(&mut self, ev: &serde_json::Value) {
+    /// An event named by its `type` (`event: <type>`), as Anthropic and Responses streams are.
+    fn named(&mut self, ev: &serde_json::Value) {
         let name = ev.get("type").and_then(|t| t.as_str()).unwrap_or("error");
         self.pending
             .push_back(sse::named(name, ev.to_string().as_bytes()));
@@ -285,8 +336,17 @@ impl Sink {
 
     /// An error event that ends the stream.
     fn error(&mut self, body: &openai::ErrorBody) {
-        match self.egress {
+        match &mut self.egress {
             Egress::OpenAi => self.pending.push_back(error_event(body)),
+            Egress::ResponsesNative => {
+                let ev = serde_json::json!({"type": "error", "code": body.error.code,
+                    "message": body.error.message, "param": null, "sequence_number": 0});
+                self.named(&ev);
+            }
+            Egress::Responses(s) => {
+                let ev = s.error(body.error.code.as_deref(), &body.error.message);
+                self.named(&ev);
+            }
             Egress::AnthropicNative | Egress::Anthropic(_) => {
                 let e = anthropic::ErrorBody {
                     kind: "error".into(),
@@ -306,14 +366,17 @@ impl Sink {
 
     /// The clean end of a translated stream.
     fn end(&mut self) {
-        match &mut self.egress {
-            Egress::OpenAi => self.pending.push_back(Bytes::from_static(sse::DONE)),
-            Egress::AnthropicNative => {}
-            Egress::Anthropic(s) => {
-                for ev in s.finish() {
-                    self.anthropic(&ev);
-                }
+        let events = match &mut self.egress {
+            Egress::OpenAi => {
+                self.pending.push_back(Bytes::from_static(sse::DONE));
+                return;
             }
+            Egress::AnthropicNative | Egress::ResponsesNative => return,
+            Egress::Anthropic(s) => s.finish(),
+            Egress::Responses(s) => s.finish(),
+        };
+        for ev in &events {
+            self.named(ev);
         }
     }
 }
@@ -350,7 +413,7 @@ impl Translator {
         match self {
             Self::PassThrough {
                 done,
-                anthropic: false,
+                dialect: Native::OpenAiChat,
             } => {
                 if ev.data.trim() == "[DONE]" {
                     *done = true;
@@ -361,7 +424,29 @@ impl Translator {
             }
             Self::PassThrough {
                 done,
-                anthropic: true,
+                dialect: Native::Responses,
+            } => {
+                let ends = [
+                    "response.completed",
+                    "response.incomplete",
+                    "response.failed",
+                    "error",
+                ];
+                if ev.event.as_deref().is_some_and(|e| ends.contains(&e))
+                    || ends
+                        .iter()
+                        .any(|e| ev.data.contains(&format!("\"type\":\"{e}\"")))
+                {
+                    *done = true;
+                }
+                if let Some(m) = meter {
+                    m.observe_responses(&ev.data);
+                }
+                false
+            }
+            Self::PassThrough {
+                done,
+                dialect: Native::Anthropic,
             } => {
                 // An upstream error event ends the stream as surely as message_stop.
                 if matches!(ev.event.as_deref(), Some("message_stop" | "error"))
@@ -434,9 +519,13 @@ impl Translator {
             Self::PassThrough { done: true, .. } => return,
             Self::PassThrough {
                 done: false,
-                anthropic,
+                dialect,
             } => {
-                let end = if *anthropic { "message_stop" } else { "[DONE]" };
+                let end = match dialect {
+                    Native::OpenAiChat => "[DONE]",
+                    Native::Anthropic => "message_stop",
+                    Native::Responses => "response.completed",
+                };
                 return truncated(out, end);
             }
             Self::OpenAi { done: false } => return truncated(out, "[DONE]"),

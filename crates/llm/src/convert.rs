@@ -7,6 +7,7 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;
+pub mod responses;
 
 /// Seconds since the Unix epoch, for the `created` field of OpenAI responses.
 pub fn unix_now() -> u64 {

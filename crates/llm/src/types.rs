@@ -3,6 +3,7 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;
+pub mod responses;
 
 /// A JSON object, as used for fields carried through without interpretation.
 pub type Map = serde_json::Map<String, serde_json::Value>;

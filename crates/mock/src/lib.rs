@@ -13,6 +13,7 @@ mod gemini;
 mod knobs;
 mod openai;
 mod reply;
+mod responses;
 mod text;
 
 use std::net::SocketAddr;
@@ -72,6 +73,7 @@ pub fn router(config: MockConfig) -> Router {
             "/openai/deployments/{deployment}/{*op}",
             post(openai::azure),
         )
+        .route("/v1/responses", post(responses::create))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1beta/models/{model_action}", post(gemini::dispatch))

@@ -9,6 +9,7 @@
 //! - `errors`: every bad input and upstream failure gets its status and a named error.
 //! - `streaming`: stream endings, cut streams, stalls and client aborts.
 //! - `failover`: tiers, fallback models, bounded attempts, and what a retry is charged.
+//! - `responses`: the OpenAI Responses ingress, passed through or translated.
 //! - `rest`: the REST gateway's routes, rewrites, header rules and failover.
 //! - `limits`: 429s and their headers, token reservations, budgets, concurrency leases.
 
@@ -26,5 +27,6 @@ mod kinds;
 mod limits;
 mod messages;
 mod passthrough;
+mod responses;
 mod rest;
 mod streaming;
