@@ -56,6 +56,12 @@ pub fn masked(doc: &Doc) -> Value {
         let mut keys = p.api_keys.clone();
         keys.extend(p.api_key.clone());
         map.remove("api_key");
+        for field in ["aws_secret_access_key", "aws_session_token"] {
+            if let Some(Value::String(s)) = map.get(field) {
+                let m = mask(s);
+                map.insert(field.into(), Value::from(m));
+            }
+        }
         if keys.is_empty() {
             map.remove("api_keys");
         } else {
@@ -142,6 +148,24 @@ pub fn doc_from_body(
 }
 
 fn keep_credentials(map: &mut Map<String, Value>, existing: Option<&Doc>) {
+    // AWS secrets sent back masked (or left out) keep their stored values.
+    if let Some(Doc::Provider(p)) = existing {
+        for (field, old) in [
+            ("aws_secret_access_key", &p.aws_secret_access_key),
+            ("aws_session_token", &p.aws_session_token),
+        ] {
+            let masked = map
+                .get(field)
+                .and_then(Value::as_str)
+                .is_none_or(|s| s.starts_with(MASK));
+            if masked {
+                map.remove(field);
+                if let Some(v) = old {
+                    map.insert(field.into(), Value::from(v.clone()));
+                }
+            }
+        }
+    }
     let given: Vec<&str> = map
         .get("api_keys")
         .and_then(Value::as_array)

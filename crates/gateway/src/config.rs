@@ -208,6 +208,17 @@ pub struct RawProvider {
     /// Anthropic…; the default) or `bearer` (`Authorization: Bearer`, e.g. an Entra ID token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<KeyAuth>,
+    /// Bedrock: the AWS region (default `AWS_REGION`, then `AWS_DEFAULT_REGION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Bedrock: static AWS credentials; without them the environment and the shared
+    /// credentials file are used, as the AWS SDKs do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_access_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_secret_access_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_session_token: Option<String>,
 }
 
 /// How a provider's key is sent.
@@ -444,6 +455,8 @@ pub struct Provider {
     /// Azure OpenAI's `api-version`.
     pub api_version: String,
     pub auth: KeyAuth,
+    /// Bedrock's region and static credentials, if any.
+    pub aws: Option<crate::aws::AwsCfg>,
 }
 
 /// Upstream timeouts; see the configuration reference for what each one bounds.
@@ -698,10 +711,28 @@ impl RawConfig {
                     "a provider name must be non-empty and contain no '/'".into(),
                 );
             }
+            let region = (raw.kind == ProviderKind::Bedrock).then(|| {
+                raw.region
+                    .clone()
+                    .or_else(|| std::env::var("AWS_REGION").ok())
+                    .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                    .filter(|r| !r.is_empty())
+            });
+            if let Some(None) = &region {
+                p.add(
+                    &format!("{at}.region"),
+                    "required for kind bedrock (or set AWS_REGION)".into(),
+                );
+            }
+            let region = region.flatten();
             let base_url = match raw
                 .base_url
                 .or_else(|| raw.kind.default_base_url().map(str::to_owned))
-            {
+                .or_else(|| {
+                    region
+                        .as_ref()
+                        .map(|r| format!("https://bedrock-runtime.{r}.amazonaws.com"))
+                }) {
                 Some(u) => match url::Url::parse(&u) {
                     Ok(parsed)
                         if matches!(parsed.scheme(), "http" | "https")
@@ -804,6 +835,19 @@ impl RawConfig {
                     .api_version
                     .unwrap_or_else(|| AZURE_API_VERSION.to_owned()),
                 auth: raw.auth.unwrap_or_default(),
+                aws: region.map(|region| crate::aws::AwsCfg {
+                    region,
+                    static_credentials: match (raw.aws_access_key_id, raw.aws_secret_access_key) {
+                        (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
+                            Some(crate::aws::Credentials {
+                                access_key_id: id,
+                                secret_access_key: secret,
+                                session_token: raw.aws_session_token.filter(|t| !t.is_empty()),
+                            })
+                        }
+                        _ => None,
+                    },
+                }),
             });
         }
 

@@ -258,6 +258,10 @@ impl GatewayError {
                 provider: provider.to_owned(),
                 message: format!("{what}: {source}"),
             },
+            L::Stream(message) => Self::UpstreamMalformed {
+                provider: provider.to_owned(),
+                message,
+            },
             L::Catalog { file, message } => {
                 Self::InvalidRequest(format!("model catalog {file}: {message}"))
             }

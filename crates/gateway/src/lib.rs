@@ -11,6 +11,7 @@
 pub mod access;
 pub mod adaptive;
 pub mod alerts;
+pub mod aws;
 pub mod call;
 pub mod config;
 pub mod error;

@@ -187,17 +187,22 @@ pub async fn run(
             let mut resent = 0;
             let sent = loop {
                 let key = keys.pick();
-                let mut req = providers::request(
+                let resp = match providers::request(
                     &target.upstream,
                     (outbound.op, &target.model),
                     body.clone(),
                     (&call.id.0, key.map(|k| k.1)),
                     &outbound.forward,
-                );
-                if let Some(tp) = draft.as_ref().and_then(Draft::traceparent) {
-                    req = req.header("traceparent", tp);
-                }
-                let resp = target.upstream.send(req).await;
+                ) {
+                    Ok(mut req) => {
+                        if let Some(tp) = draft.as_ref().and_then(Draft::traceparent) {
+                            req = req.header("traceparent", tp);
+                        }
+                        target.upstream.send(req).await
+                    }
+                    // No credentials to sign with: as if the provider could not be reached.
+                    Err(e) => Err(e),
+                };
                 if let (Ok(r), Some((index, _))) = (&resp, key) {
                     let status = r.status().as_u16();
                     let name = &target.upstream.cfg.name;
@@ -635,7 +640,7 @@ pub async fn count_tokens(
             envelope.with_model(&call.body, &target.model),
             (&call.id.0, key.map(|k| k.1)),
             &forward,
-        );
+        )?;
         let resp = up.send(req).await?;
         let status = resp.status().as_u16();
         if let Some((index, _)) = key {
@@ -741,6 +746,7 @@ enum Translation {
     /// A Responses client's call to OpenAI's own Responses API, forwarded as it is.
     ResponsesPassThrough,
     Anthropic(ResponseContext),
+    Bedrock(ResponseContext),
     /// The client's body is kept (a reference count, not a copy) to count usage if Gemini sends none.
     Gemini {
         ctx: ResponseContext,
@@ -902,8 +908,13 @@ fn translate_request(
                 dropped: Vec::new(),
             })
         }
-        (Surface::Embeddings, Dialect::AnthropicMessages) => Err(unsupported("embeddings")),
-        (Surface::Completions, Dialect::AnthropicMessages | Dialect::Gemini) => Err(unsupported(
+        (Surface::Embeddings, Dialect::AnthropicMessages | Dialect::BedrockConverse) => {
+            Err(unsupported("embeddings"))
+        }
+        (
+            Surface::Completions,
+            Dialect::AnthropicMessages | Dialect::Gemini | Dialect::BedrockConverse,
+        ) => Err(unsupported(
             "the legacy completions API (use /v1/chat/completions)",
         )),
     }
@@ -1005,7 +1016,35 @@ fn chat_request(
                 notes.dropped,
             ))
         }
+        Dialect::BedrockConverse => {
+            let ctx = response_context(&req, target);
+            let max_tokens = snap
+                .catalog
+                .lookup(up.kind.catalog_family(), &target.model)
+                .map(|m| m.max_output_tokens.min(up.default_max_tokens))
+                .unwrap_or(up.default_max_tokens);
+            let (body, notes) =
+                convert::bedrock::from_openai::request(req, &target.model, max_tokens)?;
+            let ctx = ResponseContext {
+                json_tool: notes.json_tool,
+                ..ctx
+            };
+            Ok(outbound(
+                to_bytes(&body),
+                Translation::Bedrock(ctx),
+                notes.dropped,
+            ))
+        }
     }
+}
+
+/// An id for a completion whose upstream gives none (Bedrock).
+fn completion_id() -> String {
+    format!(
+        "chatcmpl-{:016x}{:08x}",
+        fastrand::u64(..),
+        fastrand::u32(..)
+    )
 }
 
 fn response_context(req: &openai::ChatRequest, target: &Target) -> ResponseContext {
@@ -1088,6 +1127,9 @@ async fn respond(
             Translation::Gemini { ctx, .. } => {
                 Translator::Gemini(Box::new(from_gemini::Stream::new(ctx)))
             }
+            Translation::Bedrock(ctx) => Translator::Bedrock(Box::new(
+                convert::openai::from_bedrock::Stream::new(ctx, &completion_id()),
+            )),
         };
         let record = draft.take();
         let meter = (admission.is_some() || record.is_some())
@@ -1138,6 +1180,15 @@ async fn respond(
                     ctx.prompt_tokens = Some(tokens::count_chat(&req).0);
                 }
                 to_bytes(&from_gemini::response(parsed, &ctx))
+            }
+            Translation::Bedrock(ctx) => {
+                let parsed: gatehouse_llm::types::bedrock::Response =
+                    serde_json::from_slice(&body).map_err(malformed)?;
+                to_bytes(&convert::openai::from_bedrock::response(
+                    parsed,
+                    &completion_id(),
+                    &ctx,
+                ))
             }
             Translation::GeminiEmbeddings {
                 prompt_tokens,
@@ -1230,6 +1281,7 @@ fn upstream_error(
         Translation::Gemini { .. } | Translation::GeminiEmbeddings { .. } => {
             from_gemini::error(status, body)
         }
+        Translation::Bedrock(_) => convert::openai::from_bedrock::error(status, body),
     };
     let body = translated.unwrap_or_else(|| {
         tracing::debug!(%provider, status, body = %String::from_utf8_lossy(body), "upstream error body in no known shape");

@@ -45,6 +45,8 @@ pub enum Endpoints {
     /// Azure OpenAI: `{resource}/openai/deployments/{deployment}/{op}?api-version=…`, the
     /// deployment being the target's model.
     Azure { resource: String },
+    /// Bedrock: `{base}/model/{modelId}/converse[-stream]`, signed per call.
+    Bedrock,
 }
 
 impl Endpoints {
@@ -75,6 +77,10 @@ impl Endpoints {
                 url("/models")?;
                 Self::PerModel
             }
+            ProviderKind::Bedrock => {
+                url("/model")?;
+                Self::Bedrock
+            }
         })
     }
 }
@@ -88,7 +94,10 @@ pub fn request(
     body: Bytes,
     (request_id, key): (&str, Option<&str>),
     forward: &[(&'static str, http::HeaderValue)],
-) -> reqwest::RequestBuilder {
+) -> Result<reqwest::RequestBuilder, crate::error::GatewayError> {
+    if let Endpoints::Bedrock = up.endpoints {
+        return bedrock(up, (op, model), body, (request_id, key));
+    }
     let base = &up.cfg.base_url;
     let builder = match (&up.endpoints, op) {
         (_, Op::CountTokens) => up.client.post(format!("{base}/messages/count_tokens")),
@@ -107,6 +116,7 @@ pub fn request(
         (Endpoints::PerModel, Op::Chat { stream: false } | Op::Completions) => up
             .client
             .post(format!("{base}/models/{model}:generateContent")),
+        (Endpoints::Bedrock, _) => up.client.post(base.as_str()),
         (Endpoints::Azure { resource }, op) => {
             let path = match op {
                 Op::Completions => "completions",
@@ -133,6 +143,10 @@ pub fn request(
             (KeyAuth::Header, ProviderKind::AzureOpenai) => req.header("api-key", k),
             (KeyAuth::Header, ProviderKind::Anthropic) => req.header("x-api-key", k),
             (KeyAuth::Header, ProviderKind::Gemini) => req.header("x-goog-api-key", k),
+            // A Bedrock API key is a bearer token.
+            (KeyAuth::Header, ProviderKind::Bedrock) => {
+                req.header(AUTHORIZATION, format!("Bearer {k}"))
+            }
         };
     }
     if up.cfg.kind == ProviderKind::Anthropic
@@ -149,5 +163,74 @@ pub fn request(
     for (name, value) in &up.cfg.headers {
         req = req.header(name.as_str(), value.as_str());
     }
-    req.body(body)
+    Ok(req.body(body))
+}
+
+/// A Bedrock Converse call: with a Bedrock API key as a bearer token, else signed with SigV4
+/// (the configured headers are sent unsigned).
+fn bedrock(
+    up: &Upstream,
+    (op, model): (Op, &str),
+    body: Bytes,
+    (request_id, key): (&str, Option<&str>),
+) -> Result<reqwest::RequestBuilder, crate::error::GatewayError> {
+    let action = match op {
+        Op::Chat { stream: true } => "converse-stream",
+        _ => "converse",
+    };
+    let url = format!(
+        "{}/model/{}/{action}",
+        up.cfg.base_url,
+        encode_segment(model)
+    );
+    let mut req = up
+        .client
+        .post(&url)
+        .header(CONTENT_TYPE, "application/json")
+        .header("x-request-id", request_id);
+    match (key, &up.cfg.aws) {
+        (Some(k), _) => req = req.header(AUTHORIZATION, format!("Bearer {k}")),
+        (None, Some(aws)) => {
+            let creds =
+                crate::aws::Credentials::resolve(aws, &|k| std::env::var(k).ok()).map_err(|e| {
+                    match e {
+                        crate::error::GatewayError::UpstreamUnreachable { message, .. } => {
+                            crate::error::GatewayError::UpstreamUnreachable {
+                                provider: up.cfg.name.clone(),
+                                message,
+                            }
+                        }
+                        other => other,
+                    }
+                })?;
+            let signed = crate::aws::sign(
+                &creds,
+                (&aws.region, "bedrock"),
+                ("POST", &url, &[("content-type", "application/json")]),
+                &body,
+                std::time::SystemTime::now(),
+            )?;
+            for (name, value) in signed {
+                req = req.header(name, value);
+            }
+        }
+        (None, None) => {}
+    }
+    for (name, value) in &up.cfg.headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    Ok(req.body(body))
+}
+
+/// A model id as one URL path segment (ARNs and versioned ids hold `:` and `/`).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -80,12 +80,25 @@ impl Doc {
             Self::Provider(p) => {
                 let mut keys = p.api_keys.clone();
                 keys.extend(p.api_key.clone());
-                if !keys.is_empty() {
+                // Keys alone are sealed as a list (as always); with AWS secrets, as an object.
+                let aws = (p.aws_secret_access_key.is_some() || p.aws_session_token.is_some())
+                    .then(|| {
+                        serde_json::json!({
+                            "api_keys": keys,
+                            "aws_secret_access_key": p.aws_secret_access_key,
+                            "aws_session_token": p.aws_session_token,
+                        })
+                    });
+                if let Some(a) = aws {
+                    secret = Some(a.to_string());
+                } else if !keys.is_empty() {
                     secret = Some(Value::from(keys).to_string());
                 }
                 serde_json::to_value(RawProvider {
                     api_key: None,
                     api_keys: Vec::new(),
+                    aws_secret_access_key: None,
+                    aws_session_token: None,
                     ..p.clone()
                 })
             }
@@ -127,9 +140,20 @@ impl Doc {
         }
         if r.kind == Kind::Provider {
             if let Some(secret) = &r.secret {
-                let keys: Value =
+                let sealed: Value =
                     serde_json::from_str(secret).map_err(|e| corrupt(r, &e.to_string()))?;
-                map.insert("api_keys".into(), keys);
+                match sealed {
+                    Value::Object(fields) => {
+                        for (k, v) in fields {
+                            if !v.is_null() {
+                                map.insert(k, v);
+                            }
+                        }
+                    }
+                    keys => {
+                        map.insert("api_keys".into(), keys);
+                    }
+                }
             }
         }
         if r.kind == Kind::Policy {

@@ -287,6 +287,8 @@ pub enum Translator {
     },
     Anthropic(Box<from_anthropic::Stream>),
     Gemini(Box<from_gemini::Stream>),
+    /// Bedrock's binary event stream (decoded by the driver, not as SSE).
+    Bedrock(Box<gatehouse_llm::convert::openai::from_bedrock::Stream>),
 }
 
 /// How the client's stream is written: OpenAI chunks as they are, or Anthropic's events.
@@ -492,6 +494,8 @@ impl Translator {
                     Err(e) => malformed(out, &e),
                 }
             }
+            // Bedrock streams are binary frames, handed to `on_frame`; SSE never reaches here.
+            Self::Bedrock(_) => false,
             Self::Gemini(state) => match serde_json::from_str::<gemini::Response>(&ev.data) {
                 Ok(event) => emit(state.on_event(event), out, meter),
                 Err(e) => {
@@ -532,6 +536,7 @@ impl Translator {
             Self::OpenAi { done: true } => false,
             Self::Anthropic(state) => emit(state.finish(), out, meter),
             Self::Gemini(state) => emit(state.finish(), out, meter),
+            Self::Bedrock(state) => emit(state.finish(), out, meter),
         };
         if !ended_in_error {
             out.end();
@@ -578,6 +583,8 @@ type Upstream_ = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 struct Driver {
     upstream: Upstream_,
     decoder: sse::Decoder,
+    /// Bedrock's binary frames.
+    frames: gatehouse_llm::eventstream::Decoder,
     translator: Translator,
     sink: Sink,
     done: bool,
@@ -603,6 +610,7 @@ pub fn body(
     let driver = Driver {
         upstream: Box::pin(resp.bytes_stream()),
         decoder: sse::Decoder::new(),
+        frames: gatehouse_llm::eventstream::Decoder::new(),
         translator,
         sink: Sink {
             pending: VecDeque::new(),
@@ -661,6 +669,35 @@ impl Driver {
                         self.provider
                     ),
                 );
+            }
+            Ok(None) if matches!(self.translator, Translator::Bedrock(_)) => {
+                if !self.frames.at_boundary() {
+                    self.fail(
+                        "server_error",
+                        "upstream_stream_truncated",
+                        format!("provider {} cut its stream mid-frame", self.provider),
+                    );
+                    return;
+                }
+                self.done = true;
+                self.translator.finish(&mut self.sink, &mut self.meter);
+            }
+            Ok(Some(Ok(bytes))) if matches!(self.translator, Translator::Bedrock(_)) => {
+                let frames = match self.frames.feed(&bytes) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        self.fail("server_error", "upstream_malformed", e.to_string());
+                        return;
+                    }
+                };
+                if let Translator::Bedrock(state) = &mut self.translator {
+                    for frame in frames {
+                        if emit(state.on_frame(&frame), &mut self.sink, &mut self.meter) {
+                            self.done = true;
+                            return;
+                        }
+                    }
+                }
             }
             Ok(None) => {
                 self.done = true;

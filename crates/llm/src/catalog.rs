@@ -22,6 +22,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../data/models/anthropic.yaml"),
     ),
     (
+        "bedrock.yaml",
+        include_str!("../../../data/models/bedrock.yaml"),
+    ),
+    (
         "gemini.yaml",
         include_str!("../../../data/models/gemini.yaml"),
     ),
@@ -122,11 +126,22 @@ impl Catalog {
 
     /// The entry for `model` under `provider`'s family, else under any family (an
     /// OpenAI-compatible host serving a well-known model has no family of its own).
+    /// Bedrock's cross-region inference profiles (`us.anthropic…`) are looked up by the model
+    /// id they wrap.
     pub fn lookup(&self, provider: Option<&str>, model: &str) -> Option<&ModelInfo> {
-        provider
-            .and_then(|p| self.by_provider.get(p))
-            .and_then(|m| m.get(model))
-            .or_else(|| self.by_provider.values().find_map(|m| m.get(model)))
+        let find = |model: &str| {
+            provider
+                .and_then(|p| self.by_provider.get(p))
+                .and_then(|m| m.get(model))
+                .or_else(|| self.by_provider.values().find_map(|m| m.get(model)))
+        };
+        find(model).or_else(|| {
+            let (prefix, rest) = model.split_once('.')?;
+            ["us", "eu", "apac", "global", "us-gov", "jp", "au", "ca"]
+                .contains(&prefix)
+                .then(|| find(rest))
+                .flatten()
+        })
     }
 
     /// Every model of a provider family, sorted by name.
@@ -199,6 +214,20 @@ mod tests {
         assert!(c.lookup(Some("anthropic"), "claude-sonnet-4-5").is_some());
         assert!(c.lookup(None, "gpt-4o").is_some());
         assert!(c.lookup(Some("anthropic"), "no-such-model").is_none());
+    }
+
+    #[test]
+    fn bedrock_inference_profiles_find_the_model_they_wrap() {
+        let c = Catalog::builtin().unwrap();
+        let id = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+        let direct = c.lookup(Some("bedrock"), id).unwrap();
+        for profile in ["us.", "eu.", "global."] {
+            let m = c
+                .lookup(Some("bedrock"), &format!("{profile}{id}"))
+                .unwrap();
+            assert_eq!(m.name, direct.name);
+        }
+        assert!(c.lookup(Some("bedrock"), "xx.anthropic.nope").is_none());
     }
 
     #[test]

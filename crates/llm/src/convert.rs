@@ -5,6 +5,7 @@
 //! `response`, a stream state struct with `on_event`/`finish`, and `error`.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai;
 pub mod responses;

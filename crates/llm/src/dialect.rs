@@ -12,6 +12,8 @@ pub enum Dialect {
     AnthropicMessages,
     /// Google AI Studio `generateContent`.
     Gemini,
+    /// Amazon Bedrock's Converse API.
+    BedrockConverse,
 }
 
 impl Dialect {
@@ -21,6 +23,7 @@ impl Dialect {
             Self::OpenAiChat => "the OpenAI chat API",
             Self::AnthropicMessages => "the Anthropic Messages API",
             Self::Gemini => "the Gemini API",
+            Self::BedrockConverse => "Bedrock's Converse API",
         }
     }
 }

@@ -16,6 +16,9 @@ pub enum LlmError {
         #[source]
         source: serde_json::Error,
     },
+    /// An upstream stream could not be decoded.
+    #[error("{0}")]
+    Stream(String),
     /// The model catalog data could not be read.
     #[error("model catalog {file}: {message}")]
     Catalog { file: String, message: String },

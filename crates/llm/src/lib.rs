@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod convert;
 pub mod dialect;
 pub mod error;
+pub mod eventstream;
 pub mod sse;
 pub mod tokens;
 pub mod types;

@@ -1,6 +1,7 @@
 //! Wire types, one module per dialect: the fields Gatehouse reads, and the rest carried as-is.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai;
 pub mod responses;

@@ -396,3 +396,152 @@ fn openai_errors_to_anthropic() {
         assert_eq!(anthropic::from_openai::error_kind(status), kind, "{status}");
     }
 }
+
+// --- Bedrock: AWS's recorded event stream frames, and ConverseStream into OpenAI chunks ----------
+
+#[test]
+fn awss_recorded_event_stream_frames_decode_or_are_refused() {
+    use gatehouse_llm::eventstream::Decoder;
+    let frame = |name: &str| {
+        std::fs::read(format!(
+            "{}/tests/fixtures/eventstream/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    for name in [
+        "valid_with_all_headers_and_payload",
+        "valid_empty_payload",
+        "valid_no_headers",
+    ] {
+        // Fed one byte at a time, as a slow network would deliver it.
+        let bytes = frame(name);
+        let mut d = Decoder::new();
+        let mut frames = Vec::new();
+        for b in &bytes {
+            frames.extend(d.feed(std::slice::from_ref(b)).unwrap());
+        }
+        assert_eq!(frames.len(), 1, "{name}");
+        assert!(d.at_boundary(), "{name}");
+    }
+    for name in [
+        "invalid_message_checksum",
+        "invalid_prelude_checksum",
+        "invalid_headers_length",
+    ] {
+        let e = Decoder::new().feed(&frame(name)).unwrap_err();
+        assert!(
+            e.to_string().contains("malformed event stream frame"),
+            "{name}: {e}"
+        );
+    }
+}
+
+#[test]
+fn bedrock_converse_streams_to_openai() {
+    use gatehouse_llm::eventstream::{encode_event, encode_exception, Decoder};
+    use serde_json::json;
+    // The frames of a ConverseStream with reasoning, text and a tool call whose input arrives in
+    // pieces, then the stop and usage metadata, as Bedrock sends them.
+    let events = [
+        ("messageStart", json!({"role": "assistant"})),
+        (
+            "contentBlockDelta",
+            json!({"delta": {"reasoningContent": {"text": "Paris first."}}, "contentBlockIndex": 0}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"delta": {"reasoningContent": {"signature": "c2ln"}}, "contentBlockIndex": 0}),
+        ),
+        ("contentBlockStop", json!({"contentBlockIndex": 0})),
+        (
+            "contentBlockDelta",
+            json!({"delta": {"text": "Checking."}, "contentBlockIndex": 1}),
+        ),
+        ("contentBlockStop", json!({"contentBlockIndex": 1})),
+        (
+            "contentBlockStart",
+            json!({"start": {"toolUse": {"toolUseId": "tooluse_1", "name": "get_weather"}}, "contentBlockIndex": 2}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"delta": {"toolUse": {"input": "{\"city\":"}}, "contentBlockIndex": 2}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"delta": {"toolUse": {"input": "\"Paris\"}"}}, "contentBlockIndex": 2}),
+        ),
+        ("contentBlockStop", json!({"contentBlockIndex": 2})),
+        ("messageStop", json!({"stopReason": "tool_use"})),
+        (
+            "metadata",
+            json!({"usage": {"inputTokens": 40, "outputTokens": 12, "totalTokens": 52, "cacheReadInputTokens": 8}, "metrics": {"latencyMs": 300}}),
+        ),
+    ];
+    let mut bytes = Vec::new();
+    for (name, payload) in &events {
+        bytes.extend_from_slice(&encode_event(name, payload.to_string().as_bytes()));
+    }
+    // Split mid-frame, as the network does.
+    let mut d = Decoder::new();
+    let mut frames = d.feed(&bytes[..37]).unwrap();
+    frames.extend(d.feed(&bytes[37..]).unwrap());
+    let mut st =
+        gatehouse_llm::convert::openai::from_bedrock::Stream::new(ctx(None), "chatcmpl-b1");
+    let mut out: Vec<StreamOut> = frames.iter().flat_map(|f| st.on_frame(f)).collect();
+    out.extend(st.finish());
+    let out = values(out);
+    let usage = &out.last().unwrap()["usage"];
+    assert_eq!(
+        (
+            usage["prompt_tokens"].as_u64(),
+            usage["completion_tokens"].as_u64()
+        ),
+        (Some(48), Some(12))
+    );
+    assert_json_snapshot!("bedrock_stream_tool_use.openai", out);
+
+    // An exception frame ends the stream with an error in OpenAI's shape.
+    let mut st =
+        gatehouse_llm::convert::openai::from_bedrock::Stream::new(ctx(None), "chatcmpl-b2");
+    let frames = Decoder::new()
+        .feed(&encode_exception(
+            "throttlingException",
+            br#"{"message":"Too many requests"}"#,
+        ))
+        .unwrap();
+    let out = values(st.on_frame(&frames[0]));
+    assert_eq!(out[0]["error"]["type"], "rate_limit_error");
+    assert_eq!(out[0]["error"]["message"], "Too many requests");
+    assert!(values(st.finish()).is_empty(), "the error ended the stream");
+}
+
+#[test]
+fn chat_everything_to_bedrock() {
+    let model = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+    // Converse takes image bytes, never links: a linked image is refused by name…
+    let err = gatehouse_llm::convert::bedrock::from_openai::request(
+        openai_request("openai/chat_everything.json"),
+        model,
+        1024,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("images by URL"), "{err}");
+    // …and without it, everything else translates.
+    let mut req = openai_request("openai/chat_everything.json");
+    for m in &mut req.messages {
+        if let Some(o::Content::Parts(parts)) = &mut m.content {
+            parts.retain(|p| {
+                !matches!(p, o::ContentPart::Known(o::Part::ImageUrl { image_url }) if image_url.url.starts_with("http"))
+            });
+        }
+    }
+    let (req, notes) =
+        gatehouse_llm::convert::bedrock::from_openai::request(req, model, 1024).unwrap();
+    assert!(
+        notes.dropped.contains(&"seed".to_owned()),
+        "{:?}",
+        notes.dropped
+    );
+    assert_json_snapshot!("chat_everything.bedrock", req);
+}

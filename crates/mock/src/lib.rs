@@ -9,6 +9,7 @@
 //! bottleneck of a benchmark.
 
 mod anthropic;
+mod bedrock;
 mod gemini;
 mod knobs;
 mod openai;
@@ -74,6 +75,7 @@ pub fn router(config: MockConfig) -> Router {
             post(openai::azure),
         )
         .route("/v1/responses", post(responses::create))
+        .route("/model/{model}/{action}", post(bedrock::converse))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1beta/models/{model_action}", post(gemini::dispatch))

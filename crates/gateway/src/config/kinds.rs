@@ -96,6 +96,8 @@ pub enum ProviderKind {
     AzureOpenai,
     Anthropic,
     Gemini,
+    /// Amazon Bedrock's Converse API, signed with AWS SigV4.
+    Bedrock,
     /// A named OpenAI-compatible service from [`NAMED`].
     Named(&'static Named),
 }
@@ -109,6 +111,7 @@ impl ProviderKind {
             "azure_openai",
             "anthropic",
             "gemini",
+            "bedrock",
         ]
         .into_iter()
         .chain(NAMED.iter().map(|n| n.name))
@@ -121,6 +124,7 @@ impl ProviderKind {
             "azure_openai" => Self::AzureOpenai,
             "anthropic" => Self::Anthropic,
             "gemini" => Self::Gemini,
+            "bedrock" => Self::Bedrock,
             other => Self::Named(NAMED.iter().find(|n| n.name == other)?),
         })
     }
@@ -132,6 +136,7 @@ impl ProviderKind {
             Self::AzureOpenai => "azure_openai",
             Self::Anthropic => "anthropic",
             Self::Gemini => "gemini",
+            Self::Bedrock => "bedrock",
             Self::Named(n) => n.name,
         }
     }
@@ -143,6 +148,7 @@ impl ProviderKind {
             Self::AzureOpenai => "azure.ai.openai",
             Self::Anthropic => "anthropic",
             Self::Gemini => "gcp.gemini",
+            Self::Bedrock => "aws.bedrock",
             Self::Named(n) => n.semconv,
         }
     }
@@ -154,6 +160,7 @@ impl ProviderKind {
             }
             Self::Anthropic => gatehouse_llm::Dialect::AnthropicMessages,
             Self::Gemini => gatehouse_llm::Dialect::Gemini,
+            Self::Bedrock => gatehouse_llm::Dialect::BedrockConverse,
         }
     }
 
@@ -165,6 +172,7 @@ impl ProviderKind {
             Self::OpenaiCompatible => None,
             Self::Anthropic => Some("anthropic"),
             Self::Gemini => Some("gemini"),
+            Self::Bedrock => Some("bedrock"),
             Self::Named(n) if n.local => None,
             Self::Named(n) => Some(n.name),
         }
@@ -175,7 +183,8 @@ impl ProviderKind {
             Self::Openai => Some("https://api.openai.com/v1"),
             Self::Anthropic => Some("https://api.anthropic.com/v1"),
             Self::Gemini => Some("https://generativelanguage.googleapis.com/v1beta"),
-            Self::OpenaiCompatible | Self::AzureOpenai => None,
+            // Bedrock's is worked out from the region.
+            Self::OpenaiCompatible | Self::AzureOpenai | Self::Bedrock => None,
             Self::Named(n) => Some(n.base_url),
         }
     }
@@ -183,7 +192,8 @@ impl ProviderKind {
     /// Whether calls need an API key (local servers and bare OpenAI-compatible ones do not).
     pub fn needs_key(self) -> bool {
         match self {
-            Self::OpenaiCompatible => false,
+            // Bedrock signs with AWS credentials; `api_keys` (Bedrock API keys) are optional.
+            Self::OpenaiCompatible | Self::Bedrock => false,
             Self::Named(n) => !n.local,
             _ => true,
         }
@@ -226,7 +236,7 @@ impl utoipa::PartialSchema for ProviderKind {
             .enum_values(Some(Self::names()))
             .description(Some(
                 "The API family: openai, openai_compatible (base_url required), azure_openai, \
-                 anthropic, gemini, or a named OpenAI-compatible service",
+                 anthropic, gemini, bedrock, or a named OpenAI-compatible service",
             ))
             .into()
     }

@@ -1,6 +1,7 @@
 //! Gateway integration tests: the real listener and pipeline against the mock upstream.
 //!
 //! - `harness`: starts a mock and a gateway on ephemeral ports with a config written in YAML.
+//! - `bedrock`: Bedrock's Converse API, signed, streamed as binary frames.
 //! - `dialects`: the same OpenAI shapes whichever dialect serves the model; tools, JSON, streams.
 //! - `key_pool`: refused and rate-limited provider keys set aside, calls resent.
 //! - `kinds`: Azure OpenAI deployments and the named OpenAI-compatible services.
@@ -18,6 +19,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod bedrock;
 mod dialects;
 mod errors;
 mod failover;

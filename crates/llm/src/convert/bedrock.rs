@@ -1,0 +1,3 @@
+//! Into Amazon Bedrock's Converse API.
+
+pub mod from_openai;
